@@ -1,0 +1,60 @@
+import { asc, gt } from "drizzle-orm";
+import type { Db } from "../db/database.js";
+import { auditChainHead, auditEvents } from "../db/schema.js";
+import { GENESIS_HASH, hashEvent } from "./chain.js";
+
+export type VerifyResult =
+  | { valid: true; events: number }
+  | { valid: false; events: number; first_invalid_seq: number; reason: string };
+
+/** Rows read per round trip while walking the chain. */
+const VERIFY_BATCH_SIZE = 2000;
+
+/**
+ * Walks the audit chain in sequence order and reports the first event that was altered,
+ * removed or moved: a gap in the sequence, a `prev_hash` that does not match the event
+ * before it, a hash that does not match the content, or a tail shorter than the head.
+ */
+export async function verifyAuditChain(db: Db): Promise<VerifyResult> {
+  let expectedSeq = 1;
+  let prevHash = GENESIS_HASH;
+  let checked = 0;
+
+  for (;;) {
+    const batch = await db
+      .select()
+      .from(auditEvents)
+      .where(gt(auditEvents.seq, expectedSeq - 1))
+      .orderBy(asc(auditEvents.seq))
+      .limit(VERIFY_BATCH_SIZE);
+
+    for (const row of batch) {
+      if (row.seq !== expectedSeq) {
+        return invalid(checked, expectedSeq, `event ${expectedSeq} is missing: the next event found is ${row.seq}`);
+      }
+      if (row.prevHash !== prevHash) {
+        return invalid(checked, row.seq, `prev_hash of event ${row.seq} does not match the hash of event ${row.seq - 1}`);
+      }
+      if (hashEvent(row) !== row.hash) {
+        return invalid(checked, row.seq, `content of event ${row.seq} does not match its hash`);
+      }
+      prevHash = row.hash;
+      expectedSeq += 1;
+      checked += 1;
+    }
+
+    if (batch.length < VERIFY_BATCH_SIZE) {
+      break;
+    }
+  }
+
+  const [head] = await db.select().from(auditChainHead);
+  if (head && (head.seq !== checked || head.hash !== prevHash)) {
+    return invalid(checked, checked + 1, `chain head records event ${head.seq} but the log ends at event ${checked}`);
+  }
+  return { valid: true, events: checked };
+}
+
+function invalid(events: number, seq: number, reason: string): VerifyResult {
+  return { valid: false, events, first_invalid_seq: seq, reason };
+}

@@ -1,0 +1,176 @@
+import { sql } from "drizzle-orm";
+import {
+  bigint,
+  boolean,
+  check,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  text,
+  timestamp,
+  uniqueIndex,
+} from "drizzle-orm/pg-core";
+
+const timestamptz = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
+
+/** Supplier block carried by accounts of kind `supplier`. */
+export interface SupplierBlock {
+  name: string;
+  contract_ref: string;
+  approved_by: string;
+  approved_at: string;
+}
+
+export const applications = pgTable("applications", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull().unique(),
+  technicalOwner: text("technical_owner").notNull(),
+  businessOwner: text("business_owner"),
+  criticality: text("criticality").notNull(),
+  regulated: boolean("regulated").notNull().default(false),
+  createdAt: timestamptz("created_at").notNull(),
+  updatedAt: timestamptz("updated_at").notNull(),
+});
+
+export const serviceAccounts = pgTable(
+  "service_accounts",
+  {
+    id: text("id").primaryKey(),
+    name: text("name").notNull().unique(),
+    applicationId: text("application_id")
+      .notNull()
+      .references(() => applications.id),
+    technicalOwner: text("technical_owner").notNull(),
+    kind: text("kind").notNull(),
+    privileged: boolean("privileged").notNull().default(false),
+    status: text("status").notNull(),
+    statusReason: text("status_reason"),
+    expiresAt: timestamptz("expires_at").notNull(),
+    reviewIntervalDays: integer("review_interval_days").notNull(),
+    lastReviewedAt: timestamptz("last_reviewed_at"),
+    maxTokenTtl: integer("max_token_ttl").notNull(),
+    allowedAudiences: text("allowed_audiences").array().notNull(),
+    allowedScopes: text("allowed_scopes").array().notNull(),
+    supplier: jsonb("supplier").$type<SupplierBlock>(),
+    createdAt: timestamptz("created_at").notNull(),
+    updatedAt: timestamptz("updated_at").notNull(),
+  },
+  (table) => [
+    index("service_accounts_application_idx").on(table.applicationId),
+    index("service_accounts_expires_idx").on(table.expiresAt),
+    check("service_accounts_status_check", sql`${table.status} in ('active', 'suspended', 'decommissioned')`),
+    check("service_accounts_kind_check", sql`${table.kind} in ('workload', 'ci', 'automation', 'supplier')`),
+  ],
+);
+
+export const workloadKeys = pgTable(
+  "workload_keys",
+  {
+    id: text("id").primaryKey(),
+    serviceAccountId: text("service_account_id")
+      .notNull()
+      .references(() => serviceAccounts.id),
+    kid: text("kid").notNull(),
+    alg: text("alg").notNull(),
+    jwk: jsonb("jwk").$type<Record<string, unknown>>().notNull(),
+    createdAt: timestamptz("created_at").notNull(),
+  },
+  (table) => [uniqueIndex("workload_keys_account_kid_idx").on(table.serviceAccountId, table.kid)],
+);
+
+export const trustedIssuers = pgTable("trusted_issuers", {
+  id: text("id").primaryKey(),
+  issuer: text("issuer").notNull().unique(),
+  jwks: jsonb("jwks").$type<{ keys: Record<string, unknown>[] }>(),
+  jwksUri: text("jwks_uri"),
+  audiences: text("audiences").array().notNull(),
+  createdAt: timestamptz("created_at").notNull(),
+  updatedAt: timestamptz("updated_at").notNull(),
+});
+
+export const federatedSubjects = pgTable(
+  "federated_subjects",
+  {
+    id: text("id").primaryKey(),
+    serviceAccountId: text("service_account_id")
+      .notNull()
+      .references(() => serviceAccounts.id),
+    issuerId: text("issuer_id")
+      .notNull()
+      .references(() => trustedIssuers.id),
+    subject: text("subject").notNull(),
+    claims: jsonb("claims").$type<Record<string, string>>().notNull(),
+    createdAt: timestamptz("created_at").notNull(),
+  },
+  (table) => [
+    uniqueIndex("federated_subjects_binding_idx").on(table.serviceAccountId, table.issuerId, table.subject),
+  ],
+);
+
+export const operatorTokens = pgTable(
+  "operator_tokens",
+  {
+    id: text("id").primaryKey(),
+    name: text("name").notNull(),
+    role: text("role").notNull(),
+    secretHash: text("secret_hash").notNull(),
+    createdAt: timestamptz("created_at").notNull(),
+    createdBy: text("created_by").notNull(),
+    expiresAt: timestamptz("expires_at"),
+    revokedAt: timestamptz("revoked_at"),
+    revokedBy: text("revoked_by"),
+  },
+  (table) => [check("operator_tokens_role_check", sql`${table.role} in ('admin', 'operator', 'auditor')`)],
+);
+
+export const signingKeys = pgTable("signing_keys", {
+  kid: text("kid").primaryKey(),
+  alg: text("alg").notNull(),
+  publicJwk: jsonb("public_jwk").$type<Record<string, unknown>>().notNull(),
+  privateKeyCiphertext: text("private_key_ciphertext").notNull(),
+  status: text("status").notNull(),
+  createdAt: timestamptz("created_at").notNull(),
+  retiredAt: timestamptz("retired_at"),
+});
+
+/** Single-row facts about the broker installation, such as when it was initialised. */
+export const brokerState = pgTable("broker_state", {
+  key: text("key").primaryKey(),
+  value: jsonb("value").notNull(),
+  updatedAt: timestamptz("updated_at").notNull(),
+});
+
+export const auditEvents = pgTable(
+  "audit_events",
+  {
+    seq: bigint("seq", { mode: "number" }).primaryKey(),
+    occurredAt: timestamptz("occurred_at").notNull(),
+    actor: text("actor").notNull(),
+    action: text("action").notNull(),
+    target: text("target"),
+    outcome: text("outcome").notNull(),
+    requestId: text("request_id"),
+    sourceAddress: text("source_address"),
+    details: jsonb("details").$type<Record<string, unknown>>().notNull(),
+    prevHash: text("prev_hash").notNull(),
+    hash: text("hash").notNull(),
+  },
+  (table) => [
+    index("audit_events_occurred_idx").on(table.occurredAt),
+    index("audit_events_actor_idx").on(table.actor),
+    index("audit_events_action_idx").on(table.action),
+    index("audit_events_target_idx").on(table.target),
+  ],
+);
+
+/**
+ * The last sequence number and hash of the audit chain. Writers lock this row for the
+ * short append at the end of their transaction, and verification compares it with the
+ * last row so that rows removed from the tail are detected.
+ */
+export const auditChainHead = pgTable("audit_chain_head", {
+  id: integer("id").primaryKey(),
+  seq: bigint("seq", { mode: "number" }).notNull(),
+  hash: text("hash").notNull(),
+});

@@ -1,0 +1,16 @@
+import type { BrokerConfig } from "./config/config.js";
+import type { Clock } from "./config/clock.js";
+import type { Db } from "./db/database.js";
+import type { Logger } from "./logging/logger.js";
+import type { BrokerMetrics } from "./metrics/metrics.js";
+
+/** What every service and route needs, built once per process (or per test). */
+export interface BrokerDeps {
+  db: Db;
+  clock: Clock;
+  log: Logger;
+  metrics: BrokerMetrics;
+  config: BrokerConfig;
+  /** Number of migrations shipped, for `/readyz`. */
+  expectedMigrations: number;
+}

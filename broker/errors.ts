@@ -1,0 +1,76 @@
+/**
+ * Stable error codes. Each maps to one HTTP status and one problem `type` in
+ * `broker/http/problem.ts`; clients and tests key on the code, never on the message.
+ */
+export type ErrorCode =
+  | "validation_failed"
+  | "invalid_json"
+  | "unsupported_media_type"
+  | "payload_too_large"
+  | "unauthenticated"
+  | "forbidden"
+  | "not_found"
+  | "conflict"
+  | "invalid_state"
+  | "not_initialized"
+  | "already_initialized"
+  | "internal";
+
+/** One field that failed validation, in the shape of RFC 9457's `invalid-params` example. */
+export interface InvalidParam {
+  name: string;
+  reason: string;
+}
+
+/** Base of every error the broker reports to a caller. Messages never contain secrets. */
+export class BrokerError extends Error {
+  override name = "BrokerError";
+
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly invalidParams: InvalidParam[] = [],
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export class ValidationFailed extends BrokerError {
+  override name = "ValidationFailed";
+
+  constructor(invalidParams: InvalidParam[]) {
+    super("validation_failed", describeInvalidParams(invalidParams), invalidParams);
+  }
+}
+
+export class NotFound extends BrokerError {
+  override name = "NotFound";
+
+  constructor(resource: string, id: string) {
+    super("not_found", `${resource} ${id} not found`);
+  }
+}
+
+export class Conflict extends BrokerError {
+  override name = "Conflict";
+
+  constructor(message: string) {
+    super("conflict", message);
+  }
+}
+
+export class InvalidState extends BrokerError {
+  override name = "InvalidState";
+
+  constructor(message: string) {
+    super("invalid_state", message);
+  }
+}
+
+function describeInvalidParams(params: InvalidParam[]): string {
+  if (params.length === 0) {
+    return "request is invalid";
+  }
+  return params.map((param) => `${param.name}: ${param.reason}`).join("; ");
+}

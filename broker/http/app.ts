@@ -1,0 +1,137 @@
+import { OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import { requestId } from "hono/request-id";
+import { routePath } from "hono/route";
+import type { BrokerDeps } from "../deps.js";
+import { BrokerError, ValidationFailed } from "../errors.js";
+import { authenticateOperator } from "./auth-middleware.js";
+import { problemResponse } from "./problem.js";
+import type { AppEnv } from "./request-context.js";
+import type { BrokerApp } from "./route-helpers.js";
+import { registerApplicationRoutes } from "./routes/applications-routes.js";
+import { registerAuditRoutes } from "./routes/audit-routes.js";
+import { ESTATE_BODY_LIMIT_BYTES, registerEstateRoutes } from "./routes/estate-routes.js";
+import { registerOperatorTokenRoutes } from "./routes/operator-token-routes.js";
+import { registerServiceAccountRoutes } from "./routes/service-accounts-routes.js";
+import { registerSystemRoutes } from "./routes/system-routes.js";
+import { registerTrustRoutes } from "./routes/trust-routes.js";
+import { toInvalidParams } from "./validation.js";
+
+/** Incoming request ids are kept when they look like ids; anything else is replaced. */
+const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+const BODY_METHODS = new Set(["POST", "PUT", "PATCH"]);
+/** PostgreSQL SQLSTATE codes that mean the request conflicts with stored data. */
+const UNIQUE_VIOLATION = "23505";
+const FOREIGN_KEY_VIOLATION = "23503";
+
+/** Builds the HTTP application: middleware, every route, the OpenAPI document and error mapping. */
+export function createApp(deps: BrokerDeps): BrokerApp {
+  const app: BrokerApp = new OpenAPIHono<AppEnv>({
+    defaultHook: (result) => {
+      if (!result.success) {
+        throw new ValidationFailed(toInvalidParams(result.error.issues));
+      }
+    },
+  });
+
+  app.use(
+    requestId({
+      generator: () => crypto.randomUUID(),
+      limitLength: 128,
+    }),
+  );
+  app.use(async function keepWellFormedRequestId(c, next) {
+    if (!REQUEST_ID_PATTERN.test(c.get("requestId"))) {
+      c.set("requestId", crypto.randomUUID());
+      c.header("X-Request-Id", c.get("requestId"));
+    }
+    await next();
+  });
+  app.use(async function logAndMeasure(c, next) {
+    const started = performance.now();
+    await next();
+    const route = routePath(c, -1) || "unmatched";
+    const seconds = (performance.now() - started) / 1000;
+    deps.metrics.httpRequests.inc({ method: c.req.method, route, status: String(c.res.status) });
+    deps.metrics.httpDuration.observe({ method: c.req.method, route }, seconds);
+    deps.log.info(
+      { requestId: c.get("requestId"), method: c.req.method, route, status: c.res.status, durationMs: Math.round(seconds * 1000) },
+      "request answered",
+    );
+  });
+  const defaultLimit = limitBody(deps.config.bodyLimitBytes);
+  const estateLimit = limitBody(Math.max(ESTATE_BODY_LIMIT_BYTES, deps.config.bodyLimitBytes));
+  app.use(function limitRequestBody(c, next) {
+    return c.req.path === "/v1/import" ? estateLimit(c, next) : defaultLimit(c, next);
+  });
+  app.use(async function requireJsonBody(c, next) {
+    const hasBody = c.req.header("content-length") !== undefined && c.req.header("content-length") !== "0";
+    const chunked = c.req.header("transfer-encoding") !== undefined;
+    const type = c.req.header("content-type") ?? "";
+    if (BODY_METHODS.has(c.req.method) && (hasBody || chunked) && !/^application\/json\s*(;|$)/i.test(type)) {
+      throw new BrokerError("unsupported_media_type", `Content-Type must be application/json, not '${type || "missing"}'`);
+    }
+    await next();
+  });
+
+  app.use("/v1/*", authenticateOperator(deps));
+
+  registerSystemRoutes(app, deps);
+  registerApplicationRoutes(app, deps);
+  registerServiceAccountRoutes(app, deps);
+  registerTrustRoutes(app, deps);
+  registerOperatorTokenRoutes(app, deps);
+  registerAuditRoutes(app, deps);
+  registerEstateRoutes(app, deps);
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "operatorToken", {
+    type: "http",
+    scheme: "bearer",
+    description: "An operator token made by `secrets-broker init` or POST /v1/operator-tokens.",
+  });
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "secrets-broker",
+      version: "0.1.0",
+      description: "Secrets lifecycle broker for machine identities.",
+    },
+    servers: [{ url: deps.config.issuer }],
+  });
+
+  app.notFound((c) => problemResponse(c, "not_found", `no route for ${c.req.method} ${c.req.path}`));
+  app.onError((error, c) => errorResponse(deps, c, error));
+  return app;
+}
+
+function limitBody(maxSize: number) {
+  return bodyLimit({
+    maxSize,
+    onError: (c) => problemResponse(c, "payload_too_large", `request body is larger than the limit of ${maxSize} bytes`),
+  });
+}
+
+function errorResponse(deps: BrokerDeps, c: Context<AppEnv>, error: unknown): Response {
+  if (error instanceof BrokerError) {
+    return problemResponse(c, error.code, error.message, error.invalidParams);
+  }
+  if (error instanceof HTTPException && error.status === 400) {
+    return problemResponse(c, "invalid_json", "request body is not valid JSON; send a JSON object");
+  }
+  if (error instanceof HTTPException && error.status === 413) {
+    return problemResponse(c, "payload_too_large", "request body is too large");
+  }
+
+  const sqlState = (error as { cause?: { code?: string } }).cause?.code;
+  if (sqlState === UNIQUE_VIOLATION) {
+    return problemResponse(c, "conflict", "a record with the same unique name already exists; retry with another name");
+  }
+  if (sqlState === FOREIGN_KEY_VIOLATION) {
+    return problemResponse(c, "conflict", "the request refers to a record that no longer exists, or removes one still in use");
+  }
+
+  deps.log.error({ err: error, requestId: c.get("requestId") }, "request failed with an unexpected error");
+  return problemResponse(c, "internal", "the broker could not complete the request; see the server log for this request_id");
+}

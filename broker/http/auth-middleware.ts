@@ -1,0 +1,70 @@
+import type { MiddlewareHandler } from "hono";
+import { recordAuditEvents } from "../audit/audit-writer.js";
+import { authenticateOperatorToken } from "../auth/operator-tokens.js";
+import { type Role, roleAllows } from "../auth/roles.js";
+import type { BrokerDeps } from "../deps.js";
+import { BrokerError } from "../errors.js";
+import { type AppEnv, requestContext } from "./request-context.js";
+
+const BEARER_PATTERN = /^Bearer ([^\s]+)$/i;
+
+/**
+ * Authenticates the operator token on every request it guards. A refused request writes
+ * an audit event with the reason (never the token) and answers 401.
+ */
+export function authenticateOperator(deps: BrokerDeps): MiddlewareHandler<AppEnv> {
+  return async function authenticateOperatorMiddleware(c, next) {
+    const header = c.req.header("authorization");
+    const bearer = header ? BEARER_PATTERN.exec(header)?.[1] : undefined;
+
+    const result = bearer
+      ? await authenticateOperatorToken(deps.db, deps.clock, bearer)
+      : ({ failure: "missing" } as const);
+    if ("operator" in result) {
+      c.set("operator", result.operator);
+      await next();
+      return;
+    }
+
+    deps.metrics.authFailures.inc({ reason: result.failure });
+    await recordAuditEvents(auditDeps(deps), requestContext(c), [
+      {
+        action: "auth.authenticate",
+        outcome: "denied",
+        target: "tokenId" in result ? (result.tokenId ?? null) : null,
+        details: { reason: result.failure, method: c.req.method, path: c.req.path },
+      },
+    ]);
+    throw new BrokerError(
+      "unauthenticated",
+      bearer
+        ? "the operator token is invalid, expired or revoked; ask an admin for a new one"
+        : "missing bearer token: send 'Authorization: Bearer <operator token>'",
+    );
+  };
+}
+
+/** Refuses the request with 403, audited, unless the operator's role is at least `required`. */
+export function requireRole(deps: BrokerDeps, required: Role): MiddlewareHandler<AppEnv> {
+  return async function requireRoleMiddleware(c, next) {
+    const operator = c.get("operator");
+    if (operator && roleAllows(operator.role, required)) {
+      await next();
+      return;
+    }
+
+    await recordAuditEvents(auditDeps(deps), requestContext(c), [
+      {
+        action: "auth.authorize",
+        outcome: "denied",
+        target: null,
+        details: { required_role: required, role: operator?.role ?? null, method: c.req.method, path: c.req.path },
+      },
+    ]);
+    throw new BrokerError("forbidden", `this request needs the ${required} role; the token has the ${operator?.role ?? "no"} role`);
+  };
+}
+
+export function auditDeps(deps: BrokerDeps) {
+  return { db: deps.db, clock: deps.clock, onAppended: (count: number) => deps.metrics.auditEvents.inc(count) };
+}

@@ -1,0 +1,32 @@
+import { getConnInfo } from "@hono/node-server/conninfo";
+import type { Context } from "hono";
+import type { RequestContext } from "../audit/audit-types.js";
+import type { Operator } from "../auth/operator-tokens.js";
+
+/** Values that middleware stores on each request. */
+export type AppEnv = {
+  Variables: {
+    requestId: string;
+    operator: Operator;
+  };
+};
+
+/** The caller's address, or null when the request did not come over a socket (in-process tests). */
+export function sourceAddress(c: Context): string | null {
+  try {
+    return getConnInfo(c).remote.address ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** Audit context for the current request: the authenticated operator if any, else anonymous. */
+export function requestContext(c: Context<AppEnv>): RequestContext {
+  const operator = c.get("operator") as Operator | undefined;
+  return {
+    actor: operator ? `operator:${operator.tokenId}` : "anonymous",
+    role: operator?.role ?? null,
+    requestId: c.get("requestId") ?? null,
+    sourceAddress: sourceAddress(c),
+  };
+}

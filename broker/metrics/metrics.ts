@@ -1,0 +1,44 @@
+import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
+
+/** Prometheus metrics of one broker process; each app gets its own registry so tests can build many. */
+export interface BrokerMetrics {
+  registry: Registry;
+  httpRequests: Counter<"method" | "route" | "status">;
+  httpDuration: Histogram<"method" | "route">;
+  auditEvents: Counter;
+  authFailures: Counter<"reason">;
+}
+
+export function createMetrics(options: { processMetrics: boolean }): BrokerMetrics {
+  const registry = new Registry();
+  if (options.processMetrics) {
+    collectDefaultMetrics({ register: registry });
+  }
+  return {
+    registry,
+    httpRequests: new Counter({
+      name: "broker_http_requests_total",
+      help: "HTTP requests answered, by method, route pattern and status code.",
+      labelNames: ["method", "route", "status"],
+      registers: [registry],
+    }),
+    httpDuration: new Histogram({
+      name: "broker_http_request_duration_seconds",
+      help: "Time to answer an HTTP request, in seconds, by method and route pattern.",
+      labelNames: ["method", "route"],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    auditEvents: new Counter({
+      name: "broker_audit_events_total",
+      help: "Audit events appended to the hash chain.",
+      registers: [registry],
+    }),
+    authFailures: new Counter({
+      name: "broker_authentication_failures_total",
+      help: "Refused operator authentications, by reason.",
+      labelNames: ["reason"],
+      registers: [registry],
+    }),
+  };
+}

@@ -1,0 +1,47 @@
+import { serve as serveNode, type ServerType } from "@hono/node-server";
+import type { BrokerConfig } from "../config/config.js";
+import { createApp } from "../http/app.js";
+import { initializeOnFirstStart, openRuntime, warnAboutMasterKeyFile } from "./bootstrap.js";
+
+/** Starts the broker and serves until SIGTERM or SIGINT, then drains requests and closes the database. */
+export async function serveBroker(config: BrokerConfig): Promise<void> {
+  const runtime = await openRuntime(config, { processMetrics: true });
+  const { deps } = runtime;
+  await warnAboutMasterKeyFile(deps.log, runtime.masterKey);
+  await initializeOnFirstStart(runtime);
+
+  const app = createApp(deps);
+  const server = await listen(app.fetch, config);
+  deps.log.info({ host: config.host, port: config.port, issuer: config.issuer, database: runtime.database.kind }, "broker listening");
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) {
+      return;
+    }
+    stopping = true;
+    deps.log.info({ signal }, "shutting down: no new connections, waiting for requests in flight");
+    const forced = setTimeout(() => {
+      deps.log.warn({ graceMs: config.shutdownGraceMs }, "requests still running after the grace period; closing connections");
+      server.closeAllConnections?.();
+    }, config.shutdownGraceMs);
+    forced.unref();
+
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections?.();
+    await closed;
+    clearTimeout(forced);
+    await runtime.database.close();
+    deps.log.info("broker stopped");
+    deps.log.flush();
+  };
+  process.once("SIGTERM", () => void stop("SIGTERM"));
+  process.once("SIGINT", () => void stop("SIGINT"));
+}
+
+function listen(fetch: (request: Request) => Response | Promise<Response>, config: BrokerConfig): Promise<ServerType & { closeAllConnections?: () => void; closeIdleConnections?: () => void }> {
+  return new Promise((resolve, reject) => {
+    const server = serveNode({ fetch, hostname: config.host, port: config.port }, () => resolve(server));
+    server.once("error", reject);
+  });
+}

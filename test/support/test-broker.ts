@@ -1,0 +1,134 @@
+import { randomBytes } from "node:crypto";
+import { Writable } from "node:stream";
+import { sql } from "drizzle-orm";
+import { pino } from "pino";
+import { createOperatorToken } from "../../broker/auth/operator-tokens.js";
+import type { Role } from "../../broker/auth/roles.js";
+import type { BrokerConfig } from "../../broker/config/config.js";
+import { ManualClock } from "../../broker/config/clock.js";
+import { type Database, rowsOf } from "../../broker/db/database.js";
+import { shippedMigrationCount } from "../../broker/db/migrations-info.js";
+import type { BrokerDeps } from "../../broker/deps.js";
+import { createApp } from "../../broker/http/app.js";
+import type { BrokerApp } from "../../broker/http/route-helpers.js";
+import { REDACTED_PATHS } from "../../broker/logging/logger.js";
+import { createMetrics } from "../../broker/metrics/metrics.js";
+import { initializeBroker } from "../../broker/setup/initialize.js";
+import { openTestDatabase } from "./test-database.js";
+
+/** The frozen time every test broker starts at, unless a test moves its clock. */
+export const TEST_NOW = "2026-06-01T12:00:00.000Z";
+
+export interface TestBroker {
+  app: BrokerApp;
+  deps: BrokerDeps;
+  database: Database;
+  clock: ManualClock;
+  tokens: Record<Role, string>;
+  /** Every log line written so far, as raw JSON text. */
+  logs: string[];
+  request(method: string, path: string, options?: RequestOptions): Promise<TestResponse>;
+  query<T = Record<string, unknown>>(text: string): Promise<T[]>;
+  close(): Promise<void>;
+}
+
+export interface RequestOptions {
+  token?: string | null;
+  body?: unknown;
+  rawBody?: string;
+  headers?: Record<string, string>;
+}
+
+export interface TestResponse {
+  status: number;
+  headers: Headers;
+  text: string;
+  json: any;
+}
+
+export function testConfig(overrides: Partial<BrokerConfig> = {}): BrokerConfig {
+  return {
+    host: "127.0.0.1",
+    port: 0,
+    dataDir: "/nonexistent",
+    databaseUrl: undefined,
+    issuer: "http://127.0.0.1:8080",
+    masterKey: undefined,
+    logLevel: "debug",
+    bodyLimitBytes: 64 * 1024,
+    shutdownGraceMs: 1000,
+    ...overrides,
+  };
+}
+
+/** Builds a broker on a fresh database with an admin, an operator and an auditor token. */
+export async function startTestBroker(options: { config?: Partial<BrokerConfig> } = {}): Promise<TestBroker> {
+  const database = await openTestDatabase();
+  const clock = new ManualClock(TEST_NOW);
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, callback) {
+      logs.push(String(chunk));
+      callback();
+    },
+  });
+  const log = pino({ level: "debug", redact: { paths: REDACTED_PATHS, censor: "[redacted]" } }, sink);
+  const deps: BrokerDeps = {
+    db: database.db,
+    clock,
+    log,
+    metrics: createMetrics({ processMetrics: false }),
+    config: testConfig(options.config),
+    expectedMigrations: shippedMigrationCount(),
+  };
+
+  const masterKey = randomBytes(32);
+  const system = { actor: "system", role: null, requestId: null, sourceAddress: null };
+  const { adminToken } = await initializeBroker(deps, masterKey, system);
+  const extra = await deps.db.transaction(async (tx) => ({
+    operator: (await createOperatorToken(tx, clock, { role: "operator", name: "test-operator", expiresAt: null, createdBy: "test" })).token,
+    auditor: (await createOperatorToken(tx, clock, { role: "auditor", name: "test-auditor", expiresAt: null, createdBy: "test" })).token,
+  }));
+  const tokens: Record<Role, string> = { admin: adminToken, ...extra };
+  const app = createApp(deps);
+
+  return {
+    app,
+    deps,
+    database,
+    clock,
+    tokens,
+    logs,
+    request: (method, path, requestOptions = {}) => send(app, tokens.admin, method, path, requestOptions),
+    query: async (text) => rowsOf(await database.db.execute(sql.raw(text))),
+    close: () => database.close(),
+  };
+}
+
+async function send(app: BrokerApp, defaultToken: string, method: string, path: string, options: RequestOptions): Promise<TestResponse> {
+  const headers: Record<string, string> = { ...options.headers };
+  const token = options.token === undefined ? defaultToken : options.token;
+  if (token) {
+    headers["authorization"] = `Bearer ${token}`;
+  }
+  let body: string | undefined;
+  if (options.rawBody !== undefined) {
+    body = options.rawBody;
+  } else if (options.body !== undefined) {
+    body = JSON.stringify(options.body);
+    headers["content-type"] ??= "application/json";
+  }
+  if (body !== undefined) {
+    headers["content-length"] ??= String(Buffer.byteLength(body));
+  }
+
+  const response = await app.request(path, { method, headers, body });
+  const text = await response.text();
+  let json: unknown;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { status: response.status, headers: response.headers, text, json };
+}
