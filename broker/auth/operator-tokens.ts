@@ -123,7 +123,7 @@ async function countUsableAdmins(tx: Executor, clock: Clock): Promise<number> {
       and(
         eq(operatorTokens.role, "admin"),
         isNull(operatorTokens.revokedAt),
-        sql`(${operatorTokens.expiresAt} is null or ${operatorTokens.expiresAt} > ${now})`,
+        sql`(${operatorTokens.expiresAt} is null or ${operatorTokens.expiresAt} > ${now.toISOString()}::timestamptz)`,
       ),
     )
     .for("update");

@@ -5,6 +5,7 @@ import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import { routePath } from "hono/route";
 import type { BrokerDeps } from "../deps.js";
+import { loggableError } from "../logging/logger.js";
 import { BrokerError, ValidationFailed } from "../errors.js";
 import { authenticateOperator } from "./auth-middleware.js";
 import { problemResponse } from "./problem.js";
@@ -132,6 +133,6 @@ function errorResponse(deps: BrokerDeps, c: Context<AppEnv>, error: unknown): Re
     return problemResponse(c, "conflict", "the request refers to a record that no longer exists, or removes one still in use");
   }
 
-  deps.log.error({ err: error, requestId: c.get("requestId") }, "request failed with an unexpected error");
+  deps.log.error({ err: loggableError(error), requestId: c.get("requestId") }, "request failed with an unexpected error");
   return problemResponse(c, "internal", "the broker could not complete the request; see the server log for this request_id");
 }

@@ -5,8 +5,13 @@ import { type IdPrefix, idPattern } from "../db/ids.js";
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
 
+/** A missing value keeps zod's default message, which `toInvalidParams` reports as "is required". */
 export const Rfc3339 = z.iso
-  .datetime({ offset: true, message: "must be an RFC 3339 date-time with a time zone, e.g. 2027-01-31T00:00:00Z" })
+  .datetime({
+    offset: true,
+    error: (issue) =>
+      issue.input === undefined ? undefined : "must be an RFC 3339 date-time with a time zone, e.g. 2027-01-31T00:00:00Z",
+  })
   .openapi({ format: "date-time", example: "2027-01-31T00:00:00Z" });
 
 export function idSchema(prefix: IdPrefix, resource: string) {

@@ -1,4 +1,4 @@
-import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { auditedTransaction, type RecordAudit } from "../audit/audit-writer.js";
 import type { Role } from "../auth/roles.js";
@@ -13,6 +13,12 @@ export type BrokerApp = OpenAPIHono<AppEnv>;
 type RouteConfig = Parameters<typeof createRoute>[0];
 
 /**
+ * Body of a route that changes state but takes no fields: none, or `{}`. Declaring it makes
+ * invalid JSON and unknown fields a 400 instead of being ignored while the change goes ahead.
+ */
+const EMPTY_BODY = { content: { "application/json": { schema: z.strictObject({}) } }, required: false };
+
+/**
  * Declares an operator route: the role it needs (checked before validation, so that a
  * refused caller learns nothing about the body), the bearer security scheme and the
  * common error responses in the OpenAPI document.
@@ -22,8 +28,10 @@ export function operatorRoute<const R extends Omit<RouteConfig, "middleware" | "
   role: Role,
   config: R,
 ) {
+  const takesNoBody = config.method !== "get" && config.request?.body === undefined;
   return createRoute({
     ...config,
+    request: takesNoBody ? { ...config.request, body: EMPTY_BODY } : config.request,
     security: [{ operatorToken: [] }],
     middleware: [requireRole(deps, role)] as const,
     responses: { ...ERROR_RESPONSES, ...config.responses },

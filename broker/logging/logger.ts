@@ -54,3 +54,23 @@ export function createLogger(options: LoggerOptions): Logger {
     options.destination ?? pino.destination({ dest: 1, sync: false }),
   );
 }
+
+/**
+ * Describes an error for a log line without the bound parameters of a failed query,
+ * which drizzle puts into its error message and which may hold secret values.
+ */
+export function loggableError(error: unknown): Record<string, unknown> {
+  if (!(error instanceof Error)) {
+    return { message: String(error) };
+  }
+  const cause = error.cause as { code?: string; message?: string } | undefined;
+  const isQueryError = error.name === "DrizzleQueryError" || "query" in error;
+  return {
+    type: error.name,
+    message: isQueryError ? "database query failed" : error.message,
+    query: isQueryError ? (error as { query?: string }).query : undefined,
+    sqlState: cause?.code,
+    cause: cause?.message,
+    stack: isQueryError ? undefined : error.stack,
+  };
+}

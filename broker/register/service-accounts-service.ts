@@ -99,7 +99,7 @@ export async function listServiceAccounts(
   if (filter.status) conditions.push(eq(serviceAccounts.status, filter.status));
   if (filter.expiring_before) conditions.push(lt(serviceAccounts.expiresAt, new Date(filter.expiring_before)));
   if (filter.review_overdue !== undefined) {
-    conditions.push(filter.review_overdue ? sql`${nextReviewSql} < ${now}` : sql`${nextReviewSql} >= ${now}`);
+    conditions.push(filter.review_overdue ? sql`${nextReviewSql} < ${now.toISOString()}::timestamptz` : sql`${nextReviewSql} >= ${now.toISOString()}::timestamptz`);
   }
 
   const rows = await db

@@ -1,5 +1,6 @@
 import { isReady } from "../../db/database.js";
 import type { BrokerDeps } from "../../deps.js";
+import { loggableError } from "../../logging/logger.js";
 import type { BrokerApp } from "../route-helpers.js";
 
 /** Unauthenticated probes for orchestrators and Prometheus. */
@@ -13,7 +14,7 @@ export function registerSystemRoutes(app: BrokerApp, deps: BrokerDeps): void {
       }
       return c.json({ status: "not_ready", reason: "database migrations are not all applied" }, 503);
     } catch (error) {
-      deps.log.warn({ err: error }, "readiness check failed");
+      deps.log.warn({ err: loggableError(error) }, "readiness check failed");
       return c.json({ status: "not_ready", reason: "database unreachable" }, 503);
     }
   });

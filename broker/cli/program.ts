@@ -1,0 +1,23 @@
+import { Command } from "commander";
+import { addImportCommand } from "./commands/import-command.js";
+import { addLocalCommands } from "./commands/local-commands.js";
+import { addOperatorCommands } from "./commands/operator-commands.js";
+import { addRegisterCommands } from "./commands/register-commands.js";
+
+export function buildProgram(): Command {
+  const program = new Command("secrets-broker")
+    .description(
+      "Secrets lifecycle broker for machine identities.\n" +
+        "serve, init and migrate open the database; every other command is an HTTP client of a running broker\n" +
+        "(BROKER_ADDR, default http://127.0.0.1:8080, and BROKER_TOKEN, an operator token).",
+    )
+    .version("0.1.0")
+    .exitOverride()
+    .showHelpAfterError("(run with --help for usage)");
+
+  addLocalCommands(program);
+  addRegisterCommands(program);
+  addOperatorCommands(program);
+  addImportCommand(program);
+  return program;
+}
