@@ -1,5 +1,5 @@
 import { asc, gt } from "drizzle-orm";
-import type { Db } from "../db/database.js";
+import type { Db, Executor } from "../db/database.js";
 import { auditChainHead, auditEvents } from "../db/schema.js";
 import { GENESIS_HASH, hashEvent } from "./chain.js";
 
@@ -13,9 +13,16 @@ const VERIFY_BATCH_SIZE = 2000;
 /**
  * Walks the audit chain in sequence order and reports the first event that was altered,
  * removed or moved: a gap in the sequence, a `prev_hash` that does not match the event
- * before it, a hash that does not match the content, or a tail shorter than the head.
+ * before it, a hash that does not match the content, or a log that ends before or after
+ * the event the chain head records.
  */
 export async function verifyAuditChain(db: Db): Promise<VerifyResult> {
+  // One snapshot for the rows and the head: events appended while the walk runs are then
+  // neither seen nor reported as missing.
+  return db.transaction((tx) => walkChain(tx), { isolationLevel: "repeatable read", accessMode: "read only" });
+}
+
+async function walkChain(db: Executor): Promise<VerifyResult> {
   let expectedSeq = 1;
   let prevHash = GENESIS_HASH;
   let checked = 0;
@@ -49,8 +56,14 @@ export async function verifyAuditChain(db: Db): Promise<VerifyResult> {
   }
 
   const [head] = await db.select().from(auditChainHead);
-  if (head && (head.seq !== checked || head.hash !== prevHash)) {
-    return invalid(checked, checked + 1, `chain head records event ${head.seq} but the log ends at event ${checked}`);
+  if (head && head.seq > checked) {
+    return invalid(checked, checked + 1, `event ${checked + 1} is missing: the chain head records event ${head.seq} but the log ends at event ${checked}`);
+  }
+  if (head && head.seq < checked) {
+    return invalid(checked, head.seq + 1, `event ${head.seq + 1} was not appended by the broker: the chain head records event ${head.seq} as the last`);
+  }
+  if (head && head.hash !== prevHash) {
+    return invalid(checked, checked, `hash of event ${checked} does not match the hash the chain head records for it`);
   }
   return { valid: true, events: checked };
 }

@@ -15,7 +15,27 @@ export interface BrokerConfig {
   logLevel: string;
   bodyLimitBytes: number;
   shutdownGraceMs: number;
+  /** Algorithm of new signing keys. */
+  signingAlgorithm: "ES256" | "EdDSA" | "RS256";
+  /** Global cap on an access token's TTL, in seconds. */
+  tokenTtlCap: number;
+  /** Longest life of an access-token lease across renewals, in seconds. */
+  leaseMaxTtl: number;
+  /** Tolerated clock difference when checking `iat`, `nbf` and `exp` of incoming JWTs, in seconds. */
+  clockSkew: number;
+  /** How long a new signing key is published before it signs, in seconds. */
+  keyPublishDelay: number;
+  /** Oldest subject token accepted for token exchange, by its `iat`, in seconds. */
+  maxSubjectTokenAge: number;
+  /** Cron expression of the lease expiry sweep (croner syntax, seconds field allowed). */
+  sweepSchedule: string;
 }
+
+/** Access-token TTL cap: 15 minutes by default, 12 hours at most. */
+export const DEFAULT_TOKEN_TTL_CAP_SECONDS = 15 * 60;
+export const MAX_TOKEN_TTL_CAP_SECONDS = 12 * 60 * 60;
+/** Renewals may keep an access-token lease alive for one hour by default. */
+export const DEFAULT_LEASE_MAX_TTL_SECONDS = 60 * 60;
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
@@ -32,6 +52,13 @@ const environmentSchema = z.object({
   LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
   BROKER_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(DEFAULT_BODY_LIMIT_BYTES),
   BROKER_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
+  BROKER_SIGNING_ALG: z.enum(["ES256", "EdDSA", "RS256"]).default("ES256"),
+  BROKER_TOKEN_TTL: z.coerce.number().int().min(60).max(MAX_TOKEN_TTL_CAP_SECONDS).default(DEFAULT_TOKEN_TTL_CAP_SECONDS),
+  BROKER_LEASE_MAX_TTL: z.coerce.number().int().min(60).max(32 * 24 * 3600).default(DEFAULT_LEASE_MAX_TTL_SECONDS),
+  BROKER_CLOCK_SKEW: z.coerce.number().int().min(0).max(300).default(30),
+  BROKER_KEY_PUBLISH_DELAY: z.coerce.number().int().min(0).max(86_400).default(600),
+  BROKER_MAX_SUBJECT_TOKEN_AGE: z.coerce.number().int().min(60).max(30 * 24 * 3600).default(24 * 3600),
+  BROKER_SWEEP_SCHEDULE: z.string().min(1).default("*/15 * * * * *"),
 });
 
 /** Raised when an environment variable has an invalid value; the message names the variable. */
@@ -62,5 +89,12 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Broker
     logLevel: values.LOG_LEVEL,
     bodyLimitBytes: values.BROKER_BODY_LIMIT_BYTES,
     shutdownGraceMs: values.BROKER_SHUTDOWN_GRACE_MS,
+    signingAlgorithm: values.BROKER_SIGNING_ALG,
+    tokenTtlCap: values.BROKER_TOKEN_TTL,
+    leaseMaxTtl: values.BROKER_LEASE_MAX_TTL,
+    clockSkew: values.BROKER_CLOCK_SKEW,
+    keyPublishDelay: values.BROKER_KEY_PUBLISH_DELAY,
+    maxSubjectTokenAge: values.BROKER_MAX_SUBJECT_TOKEN_AGE,
+    sweepSchedule: values.BROKER_SWEEP_SCHEDULE,
   };
 }

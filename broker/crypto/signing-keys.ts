@@ -19,6 +19,7 @@ export async function createSigningKey(
   masterKey: Buffer,
   clock: Clock,
   alg: SigningAlgorithm = DEFAULT_SIGNING_ALGORITHM,
+  activatesAt?: Date,
 ): Promise<string> {
   const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true });
   const publicJwk = await exportJWK(publicKey);
@@ -33,6 +34,7 @@ export async function createSigningKey(
     privateKeyCiphertext: sealed,
     status: "active",
     createdAt: clock.now(),
+    activatesAt: activatesAt ?? clock.now(),
   });
   return kid;
 }

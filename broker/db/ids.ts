@@ -8,6 +8,7 @@ export const ID_PREFIX = {
   trustedIssuer: "iss",
   federatedSubject: "fed",
   operatorToken: "tok",
+  lease: "lease",
 } as const;
 
 export type IdPrefix = (typeof ID_PREFIX)[keyof typeof ID_PREFIX];

@@ -7,6 +7,7 @@ import {
   integer,
   jsonb,
   pgTable,
+  primaryKey,
   text,
   timestamp,
   uniqueIndex,
@@ -131,6 +132,8 @@ export const signingKeys = pgTable("signing_keys", {
   privateKeyCiphertext: text("private_key_ciphertext").notNull(),
   status: text("status").notNull(),
   createdAt: timestamptz("created_at").notNull(),
+  /** When the key starts signing; until then it is only published, so that JWKS caches pick it up first. */
+  activatesAt: timestamptz("activates_at"),
   retiredAt: timestamptz("retired_at"),
 });
 
@@ -174,3 +177,64 @@ export const auditChainHead = pgTable("audit_chain_head", {
   seq: bigint("seq", { mode: "number" }).notNull(),
   hash: text("hash").notNull(),
 });
+
+/**
+ * Every credential the broker hands out. An access token's lease records who obtained
+ * it, for which audience and scopes, how (grant type, key or federated subject) and
+ * when it ended; revoking a lease revokes its children.
+ */
+export const leases = pgTable(
+  "leases",
+  {
+    id: text("id").primaryKey(),
+    kind: text("kind").notNull(),
+    serviceAccountId: text("service_account_id")
+      .notNull()
+      .references(() => serviceAccounts.id),
+    applicationId: text("application_id").notNull(),
+    parentLeaseId: text("parent_lease_id"),
+    audience: text("audience"),
+    scopes: text("scopes").array().notNull(),
+    tokenJti: text("token_jti"),
+    signingKid: text("signing_kid"),
+    grantType: text("grant_type").notNull(),
+    clientKid: text("client_kid"),
+    subjectIssuer: text("subject_issuer"),
+    subject: text("subject"),
+    issuedAt: timestamptz("issued_at").notNull(),
+    expiresAt: timestamptz("expires_at").notNull(),
+    maxExpiresAt: timestamptz("max_expires_at").notNull(),
+    lastRenewedAt: timestamptz("last_renewed_at"),
+    renewCount: integer("renew_count").notNull().default(0),
+    revokedAt: timestamptz("revoked_at"),
+    revokedBy: text("revoked_by"),
+    revokeReason: text("revoke_reason"),
+    expiredAt: timestamptz("expired_at"),
+    sourceAddress: text("source_address"),
+    requestId: text("request_id"),
+  },
+  (table) => [
+    index("leases_account_idx").on(table.serviceAccountId),
+    index("leases_application_idx").on(table.applicationId),
+    index("leases_parent_idx").on(table.parentLeaseId),
+    index("leases_issued_idx").on(table.issuedAt),
+    uniqueIndex("leases_token_jti_idx").on(table.tokenJti),
+    index("leases_live_expiry_idx")
+      .on(table.expiresAt)
+      .where(sql`${table.revokedAt} is null and ${table.expiredAt} is null`),
+  ],
+);
+
+/**
+ * Client-assertion ids already used, per issuer, kept until the assertion expires:
+ * the primary key makes a replay fail on every replica sharing the database.
+ */
+export const usedAssertions = pgTable(
+  "used_assertions",
+  {
+    issuer: text("issuer").notNull(),
+    jti: text("jti").notNull(),
+    expiresAt: timestamptz("expires_at").notNull(),
+  },
+  (table) => [primaryKey({ columns: [table.issuer, table.jti] }), index("used_assertions_expiry_idx").on(table.expiresAt)],
+);

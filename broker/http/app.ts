@@ -19,10 +19,17 @@ import { registerServiceAccountRoutes } from "./routes/service-accounts-routes.j
 import { registerSystemRoutes } from "./routes/system-routes.js";
 import { registerTrustRoutes } from "./routes/trust-routes.js";
 import { toInvalidParams } from "./validation.js";
+import { isWorkloadPath } from "./workload-auth.js";
+import { registerLeaseRoutes } from "../leases/lease-routes.js";
+import { registerIntrospectionRoutes } from "../tokens/introspection-routes.js";
+import { registerMetadataRoutes } from "../tokens/metadata-routes.js";
+import { registerTokenRoutes } from "../tokens/token-routes.js";
 
 /** Incoming request ids are kept when they look like ids; anything else is replaced. */
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
-const BODY_METHODS = new Set(["POST", "PUT", "PATCH"]);
+const BODY_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+/** OAuth endpoints take form-encoded bodies and answer errors in the OAuth shape. */
+const OAUTH_FORM_PATHS = /^\/v1\/(token|introspect|revoke)$/;
 /** PostgreSQL SQLSTATE codes that mean the request conflicts with stored data. */
 const UNIQUE_VIOLATION = "23505";
 const FOREIGN_KEY_VIOLATION = "23503";
@@ -68,6 +75,9 @@ export function createApp(deps: BrokerDeps): BrokerApp {
     return c.req.path === "/v1/import" ? estateLimit(c, next) : defaultLimit(c, next);
   });
   app.use(async function requireJsonBody(c, next) {
+    if (OAUTH_FORM_PATHS.test(c.req.path)) {
+      return next();
+    }
     const hasBody = c.req.header("content-length") !== undefined && c.req.header("content-length") !== "0";
     const chunked = c.req.header("transfer-encoding") !== undefined;
     const type = c.req.header("content-type") ?? "";
@@ -77,7 +87,10 @@ export function createApp(deps: BrokerDeps): BrokerApp {
     await next();
   });
 
-  app.use("/v1/*", authenticateOperator(deps));
+  const operatorAuthentication = authenticateOperator(deps);
+  app.use("/v1/*", function authenticateUnlessWorkloadPath(c, next) {
+    return isWorkloadPath(c.req.path) ? next() : operatorAuthentication(c, next);
+  });
 
   registerSystemRoutes(app, deps);
   registerApplicationRoutes(app, deps);
@@ -86,11 +99,21 @@ export function createApp(deps: BrokerDeps): BrokerApp {
   registerOperatorTokenRoutes(app, deps);
   registerAuditRoutes(app, deps);
   registerEstateRoutes(app, deps);
+  registerMetadataRoutes(app, deps);
+  registerTokenRoutes(app, deps);
+  registerIntrospectionRoutes(app, deps);
+  registerLeaseRoutes(app, deps);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "operatorToken", {
     type: "http",
     scheme: "bearer",
     description: "An operator token made by `secrets-broker init` or POST /v1/operator-tokens.",
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "accessToken", {
+    type: "http",
+    scheme: "bearer",
+    bearerFormat: "JWT",
+    description: "An access token from POST /v1/token with the broker's issuer as audience; accepted on a workload's own leases.",
   });
   app.doc31("/openapi.json", {
     openapi: "3.1.0",
@@ -123,6 +146,9 @@ function errorResponse(deps: BrokerDeps, c: Context<AppEnv>, error: unknown): Re
   }
   if (error instanceof HTTPException && error.status === 413) {
     return problemResponse(c, "payload_too_large", "request body is too large");
+  }
+  if (error instanceof HTTPException && error.status === 415) {
+    return problemResponse(c, "unsupported_media_type", "Content-Type must be application/json");
   }
 
   const sqlState = (error as { cause?: { code?: string } }).cause?.code;

@@ -8,8 +8,15 @@ export type AppEnv = {
   Variables: {
     requestId: string;
     operator: Operator;
+    workload: Workload;
   };
 };
+
+/** A workload authenticated by a live access token the broker issued to it. */
+export interface Workload {
+  serviceAccountId: string;
+  leaseId: string;
+}
 
 /** The caller's address, or null when the request did not come over a socket (in-process tests). */
 export function sourceAddress(c: Context): string | null {
@@ -23,8 +30,9 @@ export function sourceAddress(c: Context): string | null {
 /** Audit context for the current request: the authenticated operator if any, else anonymous. */
 export function requestContext(c: Context<AppEnv>): RequestContext {
   const operator = c.get("operator") as Operator | undefined;
+  const workload = c.get("workload") as Workload | undefined;
   return {
-    actor: operator ? `operator:${operator.tokenId}` : "anonymous",
+    actor: operator ? `operator:${operator.tokenId}` : workload ? `service_account:${workload.serviceAccountId}` : "anonymous",
     role: operator?.role ?? null,
     requestId: c.get("requestId") ?? null,
     sourceAddress: sourceAddress(c),

@@ -7,6 +7,7 @@ import type { BrokerDeps } from "../deps.js";
 import { auditDeps, requireRole } from "./auth-middleware.js";
 import { ERROR_RESPONSES } from "./common-schemas.js";
 import { type AppEnv, requestContext } from "./request-context.js";
+import { operatorRoleOrWorkload } from "./workload-auth.js";
 
 export type BrokerApp = OpenAPIHono<AppEnv>;
 
@@ -27,15 +28,21 @@ export function operatorRoute<const R extends Omit<RouteConfig, "middleware" | "
   deps: BrokerDeps,
   role: Role,
   config: R,
+  options: { allowWorkload?: boolean } = {},
 ) {
   const takesNoBody = config.method !== "get" && config.request?.body === undefined;
+  const who = options.allowWorkload
+    ? `Requires the ${role} role or higher, or the access token of the workload that holds the lease.`
+    : `Requires the ${role} role or higher.`;
+  const security: Record<string, string[]>[] = options.allowWorkload ? [{ operatorToken: [] }, { accessToken: [] }] : [{ operatorToken: [] }];
+  const authorize = options.allowWorkload ? operatorRoleOrWorkload(deps, role) : requireRole(deps, role);
   return createRoute({
     ...config,
     request: takesNoBody ? { ...config.request, body: EMPTY_BODY } : config.request,
-    security: [{ operatorToken: [] }],
-    middleware: [requireRole(deps, role)] as const,
+    security,
+    middleware: [authorize] as const,
     responses: { ...ERROR_RESPONSES, ...config.responses },
-    description: `${config.description ?? ""}\n\nRequires the ${role} role or higher.`.trim(),
+    description: `${config.description ?? ""}\n\n${who}`.trim(),
   });
 }
 

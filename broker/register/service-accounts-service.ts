@@ -5,6 +5,8 @@ import type { Executor } from "../db/database.js";
 import { newId } from "../db/ids.js";
 import { type SupplierBlock, serviceAccounts } from "../db/schema.js";
 import { Conflict, InvalidState, NotFound, ValidationFailed } from "../errors.js";
+import { capLeasesAtAccountExpiry } from "../leases/lease-service.js";
+import { revokeLeases } from "../leases/lease-revocation.js";
 import { findApplication } from "./applications-service.js";
 import type {
   ServiceAccountCreateInput,
@@ -148,6 +150,9 @@ export async function updateServiceAccount(
     .returning();
 
   record({ action: "service_account.update", target: id, details: { fields: Object.keys(input).sort() } });
+  if (input.expires_at) {
+    await capLeasesAtAccountExpiry(tx, id, new Date(input.expires_at));
+  }
   return toServiceAccountView(row!, now);
 }
 
@@ -161,7 +166,8 @@ export type StatusChange = keyof typeof STATUS_TRANSITIONS;
 
 /**
  * Suspends, re-activates or decommissions an account. Decommissioning is final.
- * TODO: revoke the account's live leases here once leases exist.
+ * Suspending or decommissioning revokes every live lease of the account in the same
+ * transaction.
  */
 export async function changeServiceAccountStatus(
   tx: Executor,
@@ -170,6 +176,7 @@ export async function changeServiceAccountStatus(
   id: string,
   change: StatusChange,
   reason: string | undefined,
+  actor: string,
 ): Promise<ServiceAccountView> {
   const now = clock.now();
   const transition = STATUS_TRANSITIONS[change];
@@ -192,6 +199,9 @@ export async function changeServiceAccountStatus(
     target: id,
     details: { from_status: current.status, to_status: transition.to, reason: reason ?? null },
   });
+  if (transition.to !== "active") {
+    await revokeLeases(tx, now, record, { serviceAccountId: id }, actor, `service account ${change}: ${reason ?? "no reason given"}`);
+  }
   return toServiceAccountView(row!, now);
 }
 

@@ -8,6 +8,10 @@ const IssuerUrl = z
   .max(512)
   .refine(
     (value) => {
+      // zod runs this check even after z.url() failed; that failure is already reported.
+      if (!URL.canParse(value)) {
+        return true;
+      }
       const url = new URL(value);
       return url.protocol === "https:" || (url.protocol === "http:" && ["localhost", "127.0.0.1", "[::1]"].includes(url.hostname));
     },

@@ -9,6 +9,9 @@ import { shippedMigrationCount } from "../db/migrations-info.js";
 import type { BrokerDeps } from "../deps.js";
 import { createLogger, type Logger } from "../logging/logger.js";
 import { createMetrics } from "../metrics/metrics.js";
+import { keyRetentionSeconds } from "../tokens/key-rotation.js";
+import { SigningKeyRing } from "../tokens/signing-key-ring.js";
+import { JwksCache } from "../tokens/subject-token.js";
 import { AlreadyInitialized, initializeBroker, isInitialized } from "../setup/initialize.js";
 
 export const ADMIN_TOKEN_FILE = "admin-token";
@@ -32,13 +35,16 @@ export async function openRuntime(
     await database.migrate();
     log.info({ database: database.kind }, "database migrations applied");
     const masterKey = await loadMasterKey(config.masterKey, config.dataDir);
+    const clock = options.clock ?? systemClock;
     const deps: BrokerDeps = {
       db: database.db,
-      clock: options.clock ?? systemClock,
+      clock,
       log,
       metrics: createMetrics({ processMetrics: options.processMetrics ?? false }),
       config,
       expectedMigrations: shippedMigrationCount(),
+      keyRing: new SigningKeyRing(database.db, clock, masterKey.key, keyRetentionSeconds(config)),
+      jwks: new JwksCache(),
     };
     return { deps, database, masterKey };
   } catch (error) {
@@ -75,7 +81,7 @@ export async function initializeOnFirstStart(runtime: Runtime): Promise<void> {
   }
   const context: RequestContext = { actor: "system", role: null, requestId: null, sourceAddress: null };
   try {
-    const { adminToken, adminTokenId } = await initializeBroker(deps, runtime.masterKey.key, context);
+    const { adminToken, adminTokenId } = await initializeBroker(deps, runtime.masterKey.key, context, deps.config.signingAlgorithm);
     const file = path.join(deps.config.dataDir, ADMIN_TOKEN_FILE);
     await writeFile(file, `${adminToken}\n`, { mode: 0o600 });
     deps.log.warn({ file, tokenId: adminTokenId }, "broker initialized: the first admin token is in this file; move it to a safe place");

@@ -2,7 +2,7 @@ import { eq } from "drizzle-orm";
 import { auditedTransaction, type AuditDeps } from "../audit/audit-writer.js";
 import type { RequestContext } from "../audit/audit-types.js";
 import { createOperatorToken } from "../auth/operator-tokens.js";
-import { createSigningKey } from "../crypto/signing-keys.js";
+import { createSigningKey, DEFAULT_SIGNING_ALGORITHM, type SigningAlgorithm } from "../crypto/signing-keys.js";
 import type { Executor } from "../db/database.js";
 import { brokerState } from "../db/schema.js";
 import { BrokerError } from "../errors.js";
@@ -32,6 +32,7 @@ export async function initializeBroker(
   deps: AuditDeps,
   masterKey: Buffer,
   context: RequestContext,
+  alg: SigningAlgorithm = DEFAULT_SIGNING_ALGORITHM,
 ): Promise<{ adminToken: string; adminTokenId: string; signingKeyId: string }> {
   return auditedTransaction(deps, context, async (tx, record) => {
     const now = deps.clock.now();
@@ -44,7 +45,7 @@ export async function initializeBroker(
       throw new AlreadyInitialized();
     }
 
-    const signingKeyId = await createSigningKey(tx, masterKey, deps.clock);
+    const signingKeyId = await createSigningKey(tx, masterKey, deps.clock, alg);
     const { row, token } = await createOperatorToken(tx, deps.clock, {
       role: "admin",
       name: "initial-admin",

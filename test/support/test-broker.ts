@@ -14,6 +14,9 @@ import type { BrokerApp } from "../../broker/http/route-helpers.js";
 import { REDACTED_PATHS } from "../../broker/logging/logger.js";
 import { createMetrics } from "../../broker/metrics/metrics.js";
 import { initializeBroker } from "../../broker/setup/initialize.js";
+import { keyRetentionSeconds } from "../../broker/tokens/key-rotation.js";
+import { SigningKeyRing } from "../../broker/tokens/signing-key-ring.js";
+import { JwksCache } from "../../broker/tokens/subject-token.js";
 import { openTestDatabase } from "./test-database.js";
 
 /** The frozen time every test broker starts at, unless a test moves its clock. */
@@ -57,6 +60,13 @@ export function testConfig(overrides: Partial<BrokerConfig> = {}): BrokerConfig 
     logLevel: "debug",
     bodyLimitBytes: 64 * 1024,
     shutdownGraceMs: 1000,
+    signingAlgorithm: "ES256",
+    tokenTtlCap: 900,
+    leaseMaxTtl: 3600,
+    clockSkew: 30,
+    keyPublishDelay: 600,
+    maxSubjectTokenAge: 86_400,
+    sweepSchedule: "*/15 * * * * *",
     ...overrides,
   };
 }
@@ -73,16 +83,19 @@ export async function startTestBroker(options: { config?: Partial<BrokerConfig> 
     },
   });
   const log = pino({ level: "debug", redact: { paths: REDACTED_PATHS, censor: "[redacted]" } }, sink);
+  const masterKey = randomBytes(32);
+  const config = testConfig(options.config);
   const deps: BrokerDeps = {
     db: database.db,
     clock,
     log,
     metrics: createMetrics({ processMetrics: false }),
-    config: testConfig(options.config),
+    config,
     expectedMigrations: shippedMigrationCount(),
+    keyRing: new SigningKeyRing(database.db, clock, masterKey, keyRetentionSeconds(config)),
+    jwks: new JwksCache(),
   };
 
-  const masterKey = randomBytes(32);
   const system = { actor: "system", role: null, requestId: null, sourceAddress: null };
   const { adminToken } = await initializeBroker(deps, masterKey, system);
   const extra = await deps.db.transaction(async (tx) => ({

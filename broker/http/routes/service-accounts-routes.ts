@@ -11,6 +11,7 @@ import {
   updateServiceAccount,
 } from "../../register/service-accounts-service.js";
 import { idParams, jsonBody, jsonResponse, PageQuery, pageOf, Reason } from "../common-schemas.js";
+import { requestContext } from "../request-context.js";
 import { type BrokerApp, inAuditedTransaction, operatorRoute } from "../route-helpers.js";
 
 const ServiceAccountPage = z
@@ -103,7 +104,7 @@ export function registerServiceAccountRoutes(app: BrokerApp, deps: BrokerDeps): 
         const { id } = c.req.valid("param");
         const { reason } = c.req.valid("json") ?? {};
         const view = await inAuditedTransaction(deps, c, (tx, record) =>
-          changeServiceAccountStatus(tx, deps.clock, record, id, change, reason),
+          changeServiceAccountStatus(tx, deps.clock, record, id, change, reason, requestContext(c).actor),
         );
         return c.json(view, 200);
       },

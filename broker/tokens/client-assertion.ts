@@ -1,0 +1,171 @@
+import { and, eq, sql } from "drizzle-orm";
+import { importJWK, jwtVerify, type JWK } from "jose";
+import type { BrokerConfig } from "../config/config.js";
+import type { Clock } from "../config/clock.js";
+import type { Db } from "../db/database.js";
+import { usedAssertions, workloadKeys } from "../db/schema.js";
+import type { ServiceAccountRow } from "../register/service-accounts-service.js";
+import { serviceAccounts } from "../db/schema.js";
+import { decodeIncomingJwt, describeVerificationError } from "./jwt-rules.js";
+import { OAuthError } from "./oauth-error.js";
+
+export const JWT_BEARER_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/** Longest accepted assertion lifetime (`exp` minus `iat`), in seconds. */
+export const MAX_ASSERTION_LIFETIME_SECONDS = 300;
+const MAX_JTI_LENGTH = 256;
+/** Header types that mark a JWT as something other than a client assertion, e.g. an access token (RFC 8725 section 3.11). */
+const ACCEPTED_ASSERTION_TYPES = [undefined, "JWT", "client-authentication+jwt"];
+
+/** A client that proved its identity with a private_key_jwt assertion. */
+export interface AuthenticatedClient {
+  account: ServiceAccountRow;
+  kid: string;
+}
+
+/**
+ * Authenticates a client from its RFC 7523 assertion: allowed algorithm, a key registered
+ * on the account, `iss` = `sub` = the account id, `aud` exactly the broker's issuer or
+ * token endpoint, `exp` within five minutes of `iat`, and a `jti` never seen before.
+ */
+export async function authenticateClientAssertion(
+  deps: { db: Db; clock: Clock; config: BrokerConfig },
+  form: Map<string, string>,
+): Promise<AuthenticatedClient> {
+  const assertion = form.get("client_assertion");
+  const type = form.get("client_assertion_type");
+  if (!assertion || !type) {
+    throw new OAuthError("invalid_client", "client authentication is required: send client_assertion_type and client_assertion (private_key_jwt)", "missing");
+  }
+  if (type !== JWT_BEARER_ASSERTION_TYPE) {
+    throw new OAuthError("invalid_client", `client_assertion_type must be ${JWT_BEARER_ASSERTION_TYPE}`, "assertion_type");
+  }
+
+  const { header, payload } = decodeIncomingJwt(assertion, "client assertion", "invalid_client");
+  if (!ACCEPTED_ASSERTION_TYPES.includes(header.typ)) {
+    throw new OAuthError("invalid_client", `client assertion typ ${header.typ} is not a client assertion`, "typ");
+  }
+  if (typeof payload.sub !== "string" || payload.iss !== payload.sub) {
+    throw new OAuthError("invalid_client", "client assertion iss and sub must both be the service account id", "claim_sub");
+  }
+  const clientId = form.get("client_id");
+  if (clientId !== undefined && clientId !== payload.sub) {
+    throw new OAuthError("invalid_client", "client_id does not match the client assertion sub", "client_id");
+  }
+
+  const account = await findAccount(deps.db, payload.sub);
+  const key = await selectKey(deps.db, account.id, header.kid, header.alg!);
+  const now = deps.clock.now();
+  try {
+    await jwtVerify(assertion, await importJWK(key.jwk as JWK, header.alg), {
+      algorithms: [header.alg!],
+      issuer: account.id,
+      subject: account.id,
+      currentDate: now,
+      clockTolerance: deps.config.clockSkew,
+      requiredClaims: ["exp", "jti", "aud"],
+    });
+  } catch (error) {
+    throw describeVerificationError(error, "client assertion", "invalid_client");
+  }
+
+  checkAudience(payload.aud, deps.config.issuer);
+  checkLifetime(payload.exp!, payload.iat, now, deps.config.clockSkew);
+  checkAccountUsable(account, now);
+  await consumeJti(deps.db, account.id, payload.jti, payload.exp! + deps.config.clockSkew);
+  return { account, kid: key.kid };
+}
+
+async function findAccount(db: Db, id: string): Promise<ServiceAccountRow> {
+  const [account] = await db.select().from(serviceAccounts).where(eq(serviceAccounts.id, id));
+  if (!account) {
+    throw new OAuthError("invalid_client", "client assertion sub is not a registered service account", "unknown_client");
+  }
+  return account;
+}
+
+async function selectKey(db: Db, accountId: string, kid: string | undefined, alg: string) {
+  const keys = await db.select().from(workloadKeys).where(eq(workloadKeys.serviceAccountId, accountId));
+  const candidates = kid === undefined ? keys.filter((key) => algorithmFits(key.alg, alg)) : keys.filter((key) => key.kid === kid);
+  if (candidates.length === 0) {
+    throw new OAuthError(
+      "invalid_client",
+      kid === undefined ? `no key for ${alg} is registered on the service account` : "client assertion kid matches no key registered on the service account",
+      "unknown_kid",
+    );
+  }
+  if (candidates.length > 1) {
+    throw new OAuthError("invalid_client", "several keys could verify the client assertion: set kid in its header", "ambiguous_key");
+  }
+  const key = candidates[0]!;
+  if (!algorithmFits(key.alg, alg)) {
+    throw new OAuthError("invalid_client", `client assertion alg ${alg} does not match the registered key's ${key.alg}`, "algorithm");
+  }
+  return key;
+}
+
+function algorithmFits(registered: string, presented: string): boolean {
+  if (registered === presented) return true;
+  const eddsa = ["EdDSA", "Ed25519"];
+  if (eddsa.includes(registered) && eddsa.includes(presented)) return true;
+  // An RSA key may sign with any RSA algorithm; its registered alg is only the default.
+  return /^(RS|PS)\d{3}$/.test(registered) && /^(RS|PS)\d{3}$/.test(presented);
+}
+
+/**
+ * `aud` must be a single string equal to the issuer identifier or the token endpoint,
+ * compared exactly: arrays and extra audiences open audience-injection attacks
+ * (draft-ietf-oauth-rfc7523bis section 4).
+ */
+function checkAudience(aud: unknown, issuer: string): void {
+  const accepted = [issuer, `${issuer}/v1/token`];
+  if (typeof aud !== "string") {
+    throw new OAuthError("invalid_client", "client assertion aud must be a single string: the broker's issuer", "claim_aud");
+  }
+  if (!accepted.includes(aud)) {
+    throw new OAuthError("invalid_client", `client assertion aud must be ${issuer}`, "claim_aud");
+  }
+}
+
+function checkLifetime(exp: number, iat: number | undefined, now: Date, skew: number): void {
+  const nowSeconds = Math.floor(now.getTime() / 1000);
+  if (iat !== undefined && iat > nowSeconds + skew) {
+    throw new OAuthError("invalid_client", "client assertion iat is in the future", "claim_iat");
+  }
+  const start = iat ?? nowSeconds;
+  if (exp - start > MAX_ASSERTION_LIFETIME_SECONDS) {
+    throw new OAuthError("invalid_client", `client assertion lifetime exceeds ${MAX_ASSERTION_LIFETIME_SECONDS} seconds`, "lifetime");
+  }
+}
+
+export function checkAccountUsable(account: ServiceAccountRow, now: Date): void {
+  if (account.status !== "active") {
+    throw new OAuthError("invalid_client", `service account ${account.id} is ${account.status}`, `account_${account.status}`);
+  }
+  if (account.expiresAt <= now) {
+    throw new OAuthError("invalid_client", `service account ${account.id} expired at ${account.expiresAt.toISOString()}`, "account_expired");
+  }
+}
+
+/** Records the assertion's `jti`; a second use, on any replica, fails on the primary key. */
+async function consumeJti(db: Db, issuer: string, jti: unknown, expiresAtSeconds: number): Promise<void> {
+  if (typeof jti !== "string" || jti.length === 0 || jti.length > MAX_JTI_LENGTH) {
+    throw new OAuthError("invalid_client", `client assertion jti must be a string of 1 to ${MAX_JTI_LENGTH} characters`, "claim_jti");
+  }
+  const inserted = await db
+    .insert(usedAssertions)
+    .values({ issuer, jti, expiresAt: new Date(expiresAtSeconds * 1000) })
+    .onConflictDoNothing()
+    .returning({ jti: usedAssertions.jti });
+  if (inserted.length === 0) {
+    throw new OAuthError("invalid_client", "client assertion jti was already used: sign a new assertion for each request", "replay");
+  }
+}
+
+/** Deletes used assertion ids whose assertions have expired; returns how many. */
+export async function purgeUsedAssertions(db: Db, now: Date): Promise<number> {
+  const deleted = await db
+    .delete(usedAssertions)
+    .where(and(sql`${usedAssertions.expiresAt} < ${now.toISOString()}::timestamptz`))
+    .returning({ jti: usedAssertions.jti });
+  return deleted.length;
+}

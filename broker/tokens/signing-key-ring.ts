@@ -1,0 +1,107 @@
+import { importJWK, type JWK } from "jose";
+import { asc } from "drizzle-orm";
+import type { Clock } from "../config/clock.js";
+import { open } from "../crypto/master-key.js";
+import { createSigningKey, type SigningAlgorithm } from "../crypto/signing-keys.js";
+import type { Db, Executor } from "../db/database.js";
+import { signingKeys } from "../db/schema.js";
+
+type SigningKeyRow = typeof signingKeys.$inferSelect;
+export type SigningPrivateKey = Awaited<ReturnType<typeof importJWK>>;
+
+/** How long the key ring trusts its copy of the signing_keys table, in milliseconds. */
+const KEY_RING_REFRESH_MS = 30_000;
+
+/** The key that signs new tokens: its `kid`, algorithm and private key. */
+export interface ActiveSigningKey {
+  kid: string;
+  alg: string;
+  privateKey: SigningPrivateKey;
+}
+
+/**
+ * The broker's signing keys, read from the database and cached briefly so that every
+ * replica sees a rotation within `KEY_RING_REFRESH_MS`. A key is published in the JWKS
+ * from its creation, signs from `activates_at` until a newer key activates, and stays
+ * published for `retentionSeconds` after that, so that every token it signed can
+ * still be verified until it expires.
+ */
+export class SigningKeyRing {
+  private rows: SigningKeyRow[] = [];
+  private loadedAt = Number.NEGATIVE_INFINITY;
+  private readonly privateKeys = new Map<string, Promise<SigningPrivateKey>>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+    private readonly masterKey: Buffer,
+    private readonly retentionSeconds: number,
+  ) {}
+
+  /** Stores a new key sealed under this ring's master key; it signs from `activatesAt`. */
+  async addKey(tx: Executor, alg: SigningAlgorithm, activatesAt: Date): Promise<string> {
+    const kid = await createSigningKey(tx, this.masterKey, this.clock, alg, activatesAt);
+    this.invalidate();
+    return kid;
+  }
+
+  /** Forgets the cached rows, e.g. right after a rotation in this process. */
+  invalidate(): void {
+    this.loadedAt = Number.NEGATIVE_INFINITY;
+  }
+
+  async activeKey(): Promise<ActiveSigningKey> {
+    const rows = await this.load();
+    const now = this.clock.now().getTime();
+    const active = rows.filter((row) => activation(row) <= now).at(-1);
+    if (!active) {
+      throw new Error("no signing key is active: run `secrets-broker init` or wait for the published key to activate");
+    }
+    let privateKey = this.privateKeys.get(active.kid);
+    if (!privateKey) {
+      privateKey = this.decrypt(active);
+      this.privateKeys.set(active.kid, privateKey);
+    }
+    return { kid: active.kid, alg: active.alg, privateKey: await privateKey };
+  }
+
+  /** Public keys to publish now: pending, active, and retired ones whose tokens may still be live. */
+  async publishedKeys(): Promise<JWK[]> {
+    const rows = await this.load();
+    const now = this.clock.now().getTime();
+    return rows
+      .filter((row, index) => {
+        const next = rows.slice(index + 1).find((later) => activation(later) <= now);
+        return !next || activation(next) + this.retentionSeconds * 1000 > now;
+      })
+      .map((row) => row.publicJwk as JWK);
+  }
+
+  /** Public key for a `kid`, when that key is still published. */
+  async publicKey(kid: string): Promise<JWK | undefined> {
+    return (await this.publishedKeys()).find((jwk) => jwk.kid === kid);
+  }
+
+  /** Algorithms of the published keys, for the metadata document. */
+  async algorithms(): Promise<string[]> {
+    return [...new Set((await this.load()).map((row) => row.alg))];
+  }
+
+  private async load(): Promise<SigningKeyRow[]> {
+    if (Date.now() - this.loadedAt < KEY_RING_REFRESH_MS) {
+      return this.rows;
+    }
+    this.rows = await this.db.select().from(signingKeys).orderBy(asc(signingKeys.activatesAt), asc(signingKeys.createdAt));
+    this.loadedAt = Date.now();
+    return this.rows;
+  }
+
+  private async decrypt(row: SigningKeyRow): Promise<SigningPrivateKey> {
+    const jwk = JSON.parse(open(this.masterKey, row.privateKeyCiphertext, `signing-key:${row.kid}`).toString("utf8")) as JWK;
+    return importJWK(jwk, row.alg);
+  }
+}
+
+function activation(row: SigningKeyRow): number {
+  return (row.activatesAt ?? row.createdAt).getTime();
+}

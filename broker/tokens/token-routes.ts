@@ -1,0 +1,93 @@
+import type { Context } from "hono";
+import { recordAuditEvents } from "../audit/audit-writer.js";
+import type { BrokerDeps } from "../deps.js";
+import { auditDeps } from "../http/auth-middleware.js";
+import { type AppEnv, requestContext } from "../http/request-context.js";
+import type { BrokerApp } from "../http/route-helpers.js";
+import { authenticateClientAssertion, checkAccountUsable } from "./client-assertion.js";
+import { OAuthError, oauthErrorResponse, parseOAuthForm, requireParam } from "./oauth-error.js";
+import { JWT_SUBJECT_TOKEN_TYPES, verifySubjectToken } from "./subject-token.js";
+import { issueAccessToken, TOKEN_EXCHANGE_GRANT, type TokenRequest } from "./token-service.js";
+
+const TTL_PATTERN = /^[1-9]\d{0,6}$/;
+
+/** `POST /v1/token`: the OAuth 2.0 token endpoint (RFC 6749 section 3.2). */
+export function registerTokenRoutes(app: BrokerApp, deps: BrokerDeps): void {
+  app.post("/v1/token", async function tokenEndpoint(c) {
+    try {
+      const form = await parseOAuthForm(c);
+      const grantType = requireParam(form, "grant_type");
+      const request = await identify(deps, form, grantType);
+      const response = await issueAccessToken(deps, requestContext(c), request);
+      return c.json(response, 200, { "Cache-Control": "no-store", Pragma: "no-cache" });
+    } catch (error) {
+      return refuse(deps, c, error, "token.issue");
+    }
+  });
+}
+
+async function identify(deps: BrokerDeps, form: Map<string, string>, grantType: string): Promise<TokenRequest> {
+  const common = {
+    audience: form.get("audience") ?? form.get("resource"),
+    scope: form.get("scope"),
+    ttl: parseTtl(form.get("ttl")),
+  };
+
+  if (grantType === "client_credentials") {
+    const client = await authenticateClientAssertion(deps, form);
+    return { ...common, account: client.account, grantType, clientKid: client.kid };
+  }
+
+  if (grantType === TOKEN_EXCHANGE_GRANT) {
+    const subjectToken = requireParam(form, "subject_token");
+    const subjectTokenType = requireParam(form, "subject_token_type");
+    if (!JWT_SUBJECT_TOKEN_TYPES.includes(subjectTokenType)) {
+      throw new OAuthError("invalid_request", `subject_token_type must be one of ${JWT_SUBJECT_TOKEN_TYPES.join(", ")}`, "subject_token_type");
+    }
+    const requestedType = form.get("requested_token_type");
+    if (requestedType !== undefined && requestedType !== "urn:ietf:params:oauth:token-type:access_token") {
+      throw new OAuthError("invalid_request", "requested_token_type must be urn:ietf:params:oauth:token-type:access_token", "requested_token_type");
+    }
+    const identity = await verifySubjectToken(deps, subjectToken);
+    checkAccountUsable(identity.account, deps.clock.now());
+    return { ...common, account: identity.account, grantType, subjectIssuer: identity.issuer, subject: identity.subject };
+  }
+
+  throw new OAuthError(
+    "unsupported_grant_type",
+    `grant_type must be client_credentials or ${TOKEN_EXCHANGE_GRANT}`,
+    "grant_type",
+  );
+}
+
+function parseTtl(value: string | undefined): number | undefined {
+  if (value === undefined) {
+    return undefined;
+  }
+  if (!TTL_PATTERN.test(value)) {
+    throw new OAuthError("invalid_request", "ttl must be a positive whole number of seconds", "ttl");
+  }
+  return Number(value);
+}
+
+/**
+ * Answers with the OAuth error shape and records the refusal in the audit log with
+ * the failed check; the presented token or assertion is never recorded.
+ */
+export async function refuse(deps: BrokerDeps, c: Context<AppEnv>, error: unknown, action: string): Promise<Response> {
+  const oauthError =
+    error instanceof OAuthError ? error : new OAuthError("server_error", "the broker could not complete the request", "internal");
+  if (!(error instanceof OAuthError)) {
+    deps.log.error({ err: error instanceof Error ? { type: error.name, message: error.message } : String(error), requestId: c.get("requestId") }, "token endpoint failed");
+  }
+  deps.metrics.authFailures.inc({ reason: `oauth_${oauthError.reason}` });
+  await recordAuditEvents(auditDeps(deps), requestContext(c), [
+    {
+      action,
+      outcome: oauthError.error === "server_error" ? "failure" : "denied",
+      target: null,
+      details: { error: oauthError.error, reason: oauthError.reason, description: oauthError.description },
+    },
+  ]).catch((auditError: unknown) => deps.log.error({ err: String(auditError) }, "could not record a refused token request"));
+  return oauthErrorResponse(c, oauthError);
+}

@@ -1,0 +1,153 @@
+import type { RequestContext } from "../audit/audit-types.js";
+import { auditedTransaction } from "../audit/audit-writer.js";
+import { newId } from "../db/ids.js";
+import { leases } from "../db/schema.js";
+import type { BrokerDeps } from "../deps.js";
+import type { ServiceAccountRow } from "../register/service-accounts-service.js";
+import { signAccessToken } from "./access-token.js";
+import { OAuthError } from "./oauth-error.js";
+
+export const TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange";
+export const ACCESS_TOKEN_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token";
+
+/** What the token endpoint asks of the issuer once the caller is identified. */
+export interface TokenRequest {
+  account: ServiceAccountRow;
+  grantType: "client_credentials" | typeof TOKEN_EXCHANGE_GRANT;
+  audience: string | undefined;
+  scope: string | undefined;
+  /** Requested TTL in seconds, if any. */
+  ttl: number | undefined;
+  clientKid?: string;
+  subjectIssuer?: string;
+  subject?: string;
+}
+
+/** RFC 6749 section 5.1 token response, plus the broker's lease id. */
+export interface TokenResponse {
+  access_token: string;
+  token_type: "Bearer";
+  expires_in: number;
+  scope: string;
+  lease_id: string;
+  issued_token_type?: string;
+}
+
+/**
+ * Issues an access token on a new lease. The lease row and its audit event commit
+ * before the token is returned; if either write fails, no token leaves the broker.
+ */
+export async function issueAccessToken(
+  deps: BrokerDeps & { keyRing: import("./signing-key-ring.js").SigningKeyRing },
+  context: RequestContext,
+  request: TokenRequest,
+): Promise<TokenResponse> {
+  const { account } = request;
+  const audience = resolveAudience(account, request.audience, deps.config.issuer);
+  const scopes = resolveScopes(account, request.scope);
+
+  const now = deps.clock.now();
+  const maxExpiresAt = new Date(Math.min(now.getTime() + deps.config.leaseMaxTtl * 1000, account.expiresAt.getTime()));
+  const ttl = effectiveTtl([request.ttl, account.maxTokenTtl, deps.config.tokenTtlCap], now, maxExpiresAt);
+  const expiresAt = new Date(now.getTime() + ttl * 1000);
+
+  return auditedTransaction(
+    { db: deps.db, clock: deps.clock, onAppended: (count) => deps.metrics.auditEvents.inc(count) },
+    { ...context, actor: `service_account:${account.id}` },
+    async (tx, record) => {
+      const leaseId = newId("lease");
+      const signed = await signAccessToken(deps.keyRing, {
+        issuer: deps.config.issuer,
+        serviceAccountId: account.id,
+        audience,
+        scopes,
+        leaseId,
+        issuedAt: now,
+        expiresAt,
+      });
+      await tx.insert(leases).values({
+        id: leaseId,
+        kind: "access_token",
+        serviceAccountId: account.id,
+        applicationId: account.applicationId,
+        audience,
+        scopes,
+        tokenJti: signed.jti,
+        signingKid: signed.kid,
+        grantType: request.grantType,
+        clientKid: request.clientKid ?? null,
+        subjectIssuer: request.subjectIssuer ?? null,
+        subject: request.subject ?? null,
+        issuedAt: now,
+        expiresAt,
+        maxExpiresAt,
+        sourceAddress: context.sourceAddress,
+        requestId: context.requestId,
+      });
+      record({
+        action: "token.issue",
+        target: leaseId,
+        details: {
+          service_account_id: account.id,
+          grant_type: request.grantType,
+          audience,
+          scopes,
+          ttl,
+          jti: signed.jti,
+          client_kid: request.clientKid ?? null,
+          subject_issuer: request.subjectIssuer ?? null,
+          subject: request.subject ?? null,
+        },
+      });
+
+      const response: TokenResponse = {
+        access_token: signed.token,
+        token_type: "Bearer",
+        expires_in: ttl,
+        scope: scopes.join(" "),
+        lease_id: leaseId,
+      };
+      if (request.grantType === TOKEN_EXCHANGE_GRANT) {
+        response.issued_token_type = ACCESS_TOKEN_TOKEN_TYPE;
+      }
+      return response;
+    },
+  );
+}
+
+/**
+ * The broker's own issuer is always an allowed audience: its tokens let a workload
+ * manage its leases. Any other audience must be in the account's allowed audiences.
+ */
+function resolveAudience(account: ServiceAccountRow, requested: string | undefined, brokerIssuer: string): string {
+  if (requested === undefined || requested === brokerIssuer) {
+    return brokerIssuer;
+  }
+  if (!account.allowedAudiences.includes(requested)) {
+    throw new OAuthError("invalid_target", `audience ${requested} is not allowed for service account ${account.id}`, "audience");
+  }
+  return requested;
+}
+
+/** Without a `scope` parameter the token carries every scope the account allows. */
+function resolveScopes(account: ServiceAccountRow, requested: string | undefined): string[] {
+  if (requested === undefined) {
+    return account.allowedScopes;
+  }
+  const scopes = [...new Set(requested.split(" ").filter((scope) => scope.length > 0))];
+  const refused = scopes.filter((scope) => !account.allowedScopes.includes(scope));
+  if (refused.length > 0) {
+    throw new OAuthError("invalid_scope", `scope ${refused.join(" ")} is not allowed for service account ${account.id}`, "scope");
+  }
+  return scopes;
+}
+
+/** The smallest of the given TTLs and the time left until `maxExpiresAt`, in whole seconds. */
+export function effectiveTtl(limits: (number | undefined)[], now: Date, maxExpiresAt: Date): number {
+  const remaining = Math.floor((maxExpiresAt.getTime() - now.getTime()) / 1000);
+  const ttl = Math.min(remaining, ...limits.filter((limit): limit is number => limit !== undefined));
+  if (ttl < 1) {
+    throw new OAuthError("invalid_grant", "no time is left before the service account or lease reaches its expiry", "no_ttl_left");
+  }
+  return ttl;
+}
