@@ -10,7 +10,9 @@ async function main(argv: string[]): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);
   } catch (error) {
-    process.exitCode = reportError(error, wantsJson);
+    // Exit at once: a command that failed half way may leave a database handle or a
+    // timer open that would otherwise keep the process alive.
+    process.exit(reportError(error, wantsJson));
   }
 }
 

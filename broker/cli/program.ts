@@ -1,8 +1,10 @@
 import { Command } from "commander";
 import { addImportCommand } from "./commands/import-command.js";
+import { addLeaseCommands } from "./commands/lease-commands.js";
 import { addLocalCommands } from "./commands/local-commands.js";
 import { addOperatorCommands } from "./commands/operator-commands.js";
 import { addRegisterCommands } from "./commands/register-commands.js";
+import { addSigningKeyCommands } from "./commands/signing-key-commands.js";
 
 export function buildProgram(): Command {
   const program = new Command("secrets-broker")
@@ -19,5 +21,7 @@ export function buildProgram(): Command {
   addRegisterCommands(program);
   addOperatorCommands(program);
   addImportCommand(program);
+  addSigningKeyCommands(program);
+  addLeaseCommands(program);
   return program;
 }

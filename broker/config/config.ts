@@ -1,4 +1,5 @@
 import path from "node:path";
+import { CronPattern } from "croner";
 import { z } from "zod";
 
 /** Default request body limit: 64 KiB, enough for any register object and far below abuse size. */
@@ -58,8 +59,22 @@ const environmentSchema = z.object({
   BROKER_CLOCK_SKEW: z.coerce.number().int().min(0).max(300).default(30),
   BROKER_KEY_PUBLISH_DELAY: z.coerce.number().int().min(0).max(86_400).default(600),
   BROKER_MAX_SUBJECT_TOKEN_AGE: z.coerce.number().int().min(60).max(30 * 24 * 3600).default(24 * 3600),
-  BROKER_SWEEP_SCHEDULE: z.string().min(1).default("*/15 * * * * *"),
+  BROKER_SWEEP_SCHEDULE: z
+    .string()
+    .min(1)
+    .default("*/15 * * * * *")
+    .refine(isCronExpression, "must be a cron expression of five, six or seven fields, such as '*/15 * * * * *'"),
 });
+
+/** Checks a cron expression with the parser of croner, which schedules the sweep. */
+function isCronExpression(value: string): boolean {
+  try {
+    new CronPattern(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** Raised when an environment variable has an invalid value; the message names the variable. */
 export class ConfigError extends Error {

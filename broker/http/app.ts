@@ -21,8 +21,10 @@ import { registerTrustRoutes } from "./routes/trust-routes.js";
 import { toInvalidParams } from "./validation.js";
 import { isWorkloadPath } from "./workload-auth.js";
 import { registerLeaseRoutes } from "../leases/lease-routes.js";
+import { registerLineageRoutes } from "../lineage/lineage-routes.js";
 import { registerIntrospectionRoutes } from "../tokens/introspection-routes.js";
 import { registerMetadataRoutes } from "../tokens/metadata-routes.js";
+import { registerSigningKeyRoutes } from "../tokens/signing-key-routes.js";
 import { registerTokenRoutes } from "../tokens/token-routes.js";
 
 /** Incoming request ids are kept when they look like ids; anything else is replaced. */
@@ -103,6 +105,8 @@ export function createApp(deps: BrokerDeps): BrokerApp {
   registerTokenRoutes(app, deps);
   registerIntrospectionRoutes(app, deps);
   registerLeaseRoutes(app, deps);
+  registerSigningKeyRoutes(app, deps);
+  registerLineageRoutes(app, deps);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "operatorToken", {
     type: "http",

@@ -101,8 +101,9 @@ export function registerLeaseRoutes(app: BrokerApp, deps: BrokerDeps): void {
       const { id } = c.req.valid("param");
       const { increment } = c.req.valid("json") ?? {};
       await ensureOwnLease(deps, c, id, "lease.renew");
+      const signingKey = await deps.keyRing.activeKey();
       const result = await inAuditedTransaction(deps, c, async (tx, record) =>
-        renewLease(deps, tx, record, await findLease(tx, id, true), increment),
+        renewLease(deps, tx, record, await findLease(tx, id, true), increment, signingKey),
       );
       return c.json(result, 200, { "Cache-Control": "no-store" });
     },

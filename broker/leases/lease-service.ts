@@ -5,6 +5,7 @@ import { leases, serviceAccounts } from "../db/schema.js";
 import type { BrokerDeps } from "../deps.js";
 import { InvalidState, NotFound } from "../errors.js";
 import { signAccessToken } from "../tokens/access-token.js";
+import type { ActiveSigningKey } from "../tokens/signing-key-ring.js";
 import { type LeaseRow, type LeaseStatus, leaseStatus } from "./lease-types.js";
 
 export interface LeaseFilter {
@@ -55,7 +56,8 @@ export interface RenewResult {
  * Extends a live lease by `increment` seconds from now (the account's token TTL by
  * default), capped by the account's max token TTL, the global cap and the lease's max
  * expiry, and answers with the duration actually granted. An access-token lease gets a
- * new token for the extended time; the previous token stops being active.
+ * new token for the extended time, signed with `signingKey`, and the previous token stops
+ * being active. The caller reads `signingKey` from the key ring before it opens `tx`.
  */
 export async function renewLease(
   deps: BrokerDeps,
@@ -63,6 +65,7 @@ export async function renewLease(
   record: RecordAudit,
   lease: LeaseRow,
   increment: number | undefined,
+  signingKey: ActiveSigningKey,
 ): Promise<RenewResult> {
   const now = deps.clock.now();
   const status = leaseStatus(lease, now);
@@ -89,7 +92,7 @@ export async function renewLease(
   let accessToken: string | undefined;
   let tokenJti = lease.tokenJti;
   if (lease.kind === "access_token") {
-    const signed = await signAccessToken(deps.keyRing, {
+    const signed = await signAccessToken(signingKey, {
       issuer: deps.config.issuer,
       serviceAccountId: lease.serviceAccountId,
       audience: lease.audience ?? deps.config.issuer,

@@ -1,4 +1,4 @@
-import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 /** Prometheus metrics of one broker process; each app gets its own registry so tests can build many. */
 export interface BrokerMetrics {
@@ -7,6 +7,9 @@ export interface BrokerMetrics {
   httpDuration: Histogram<"method" | "route">;
   auditEvents: Counter;
   authFailures: Counter<"reason">;
+  leasesExpired: Counter;
+  /** Live leases in the whole database, refreshed by every expiry sweep tick on every replica. */
+  liveLeases: Gauge;
 }
 
 export function createMetrics(options: { processMetrics: boolean }): BrokerMetrics {
@@ -38,6 +41,16 @@ export function createMetrics(options: { processMetrics: boolean }): BrokerMetri
       name: "broker_authentication_failures_total",
       help: "Refused operator authentications, by reason.",
       labelNames: ["reason"],
+      registers: [registry],
+    }),
+    leasesExpired: new Counter({
+      name: "broker_leases_expired_total",
+      help: "Leases marked expired by the expiry sweep of this process.",
+      registers: [registry],
+    }),
+    liveLeases: new Gauge({
+      name: "broker_leases_live",
+      help: "Leases neither revoked nor past their expiry, in the whole database, as of the last expiry sweep tick.",
       registers: [registry],
     }),
   };

@@ -27,6 +27,7 @@ export interface ValidatedJwk {
 export async function validatePublicJwk(
   jwk: Record<string, unknown>,
   field: string,
+  allowedUses: readonly string[] = ["sig"],
 ): Promise<{ ok: ValidatedJwk } | { errors: InvalidParam[] }> {
   const privateMembers = PRIVATE_MEMBERS.filter((member) => member in jwk);
   if (privateMembers.length > 0) {
@@ -48,8 +49,8 @@ export async function validatePublicJwk(
   if (!allowed.includes(alg)) {
     return fail(`${field}.alg`, `${alg} does not fit this key type; use one of ${allowed.join(", ")}`);
   }
-  if (jwk["use"] !== undefined && jwk["use"] !== "sig") {
-    return fail(`${field}.use`, "must be 'sig' when present");
+  if (jwk["use"] !== undefined && !allowedUses.includes(jwk["use"] as string)) {
+    return fail(`${field}.use`, `must be ${allowedUses.map((use) => `'${use}'`).join(" or ")} when present`);
   }
 
   try {

@@ -83,7 +83,8 @@ export async function createTrustedIssuer(
 ): Promise<TrustedIssuerView> {
   const keys: Record<string, unknown>[] = [];
   for (const [index, key] of (input.jwks?.keys ?? []).entries()) {
-    const checked = await validatePublicJwk(key, `jwks.keys[${index}]`);
+    // SPIRE marks JWT-SVID signing keys with use "jwt-svid".
+    const checked = await validatePublicJwk(key, `jwks.keys[${index}]`, ["sig", "jwt-svid"]);
     if ("errors" in checked) {
       throw new ValidationFailed(checked.errors);
     }

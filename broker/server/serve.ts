@@ -1,14 +1,19 @@
 import { serve as serveNode, type ServerType } from "@hono/node-server";
 import type { BrokerConfig } from "../config/config.js";
 import { createApp } from "../http/app.js";
+import { startExpirySweep } from "../leases/expiry-sweep-job.js";
 import { initializeOnFirstStart, openRuntime, warnAboutMasterKeyFile } from "./bootstrap.js";
 
-/** Starts the broker and serves until SIGTERM or SIGINT, then drains requests and closes the database. */
+/**
+ * Starts the broker and its lease expiry sweep, and serves until SIGTERM or SIGINT. Then it
+ * drains requests, waits for a sweep in flight and closes the database.
+ */
 export async function serveBroker(config: BrokerConfig): Promise<void> {
   const runtime = await openRuntime(config, { processMetrics: true });
   const { deps } = runtime;
   await warnAboutMasterKeyFile(deps.log, runtime.masterKey);
   await initializeOnFirstStart(runtime);
+  const expirySweep = startExpirySweep(deps);
 
   const app = createApp(deps);
   const server = await listen(app.fetch, config);
@@ -27,10 +32,12 @@ export async function serveBroker(config: BrokerConfig): Promise<void> {
     }, config.shutdownGraceMs);
     forced.unref();
 
+    const sweepStopped = expirySweep.stop();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections?.();
     await closed;
     clearTimeout(forced);
+    await sweepStopped;
     await runtime.database.close();
     deps.log.info("broker stopped");
     deps.log.flush();

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { decodeProtectedHeader, importJWK, jwtVerify, SignJWT, type JWTPayload } from "jose";
-import type { SigningKeyRing } from "./signing-key-ring.js";
+import type { ActiveSigningKey, SigningKeyRing } from "./signing-key-ring.js";
 
 /** JWT header type of an RFC 9068 access token. */
 export const ACCESS_TOKEN_TYPE = "at+jwt";
@@ -15,12 +15,16 @@ export interface AccessTokenClaims {
   expiresAt: Date;
 }
 
-/** Signs an RFC 9068 access token with the active key; returns the token, its `jti` and the signing `kid`. */
+/**
+ * Signs an RFC 9068 access token with `key` and returns the token, its `jti` and the signing
+ * `kid`. Callers read `key` from the key ring before they open a transaction: the key ring
+ * queries through the pool, and on PGlite, which has one connection, that query would wait
+ * forever for the open transaction.
+ */
 export async function signAccessToken(
-  keyRing: SigningKeyRing,
+  key: ActiveSigningKey,
   claims: AccessTokenClaims,
 ): Promise<{ token: string; jti: string; kid: string }> {
-  const key = await keyRing.activeKey();
   const jti = randomUUID();
   const token = await new SignJWT({
     client_id: claims.serviceAccountId,

@@ -1,4 +1,4 @@
-import { and, eq, sql } from "drizzle-orm";
+import { eq } from "drizzle-orm";
 import { importJWK, jwtVerify, type JWK } from "jose";
 import type { BrokerConfig } from "../config/config.js";
 import type { Clock } from "../config/clock.js";
@@ -7,7 +7,7 @@ import { usedAssertions, workloadKeys } from "../db/schema.js";
 import type { ServiceAccountRow } from "../register/service-accounts-service.js";
 import { serviceAccounts } from "../db/schema.js";
 import { decodeIncomingJwt, describeVerificationError } from "./jwt-rules.js";
-import { OAuthError } from "./oauth-error.js";
+import { OAuthError, type OAuthErrorCode } from "./oauth-error.js";
 
 export const JWT_BEARER_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /** Longest accepted assertion lifetime (`exp` minus `iat`), in seconds. */
@@ -137,12 +137,17 @@ function checkLifetime(exp: number, iat: number | undefined, now: Date, skew: nu
   }
 }
 
-export function checkAccountUsable(account: ServiceAccountRow, now: Date): void {
+/**
+ * Refuses a suspended, decommissioned or expired account: `invalid_client` when it
+ * authenticated as a client, `invalid_request` in a token exchange, where RFC 8693
+ * section 2.2.2 requires that code for any subject token refused by policy.
+ */
+export function checkAccountUsable(account: ServiceAccountRow, now: Date, code: OAuthErrorCode = "invalid_client"): void {
   if (account.status !== "active") {
-    throw new OAuthError("invalid_client", `service account ${account.id} is ${account.status}`, `account_${account.status}`);
+    throw new OAuthError(code, `service account ${account.id} is ${account.status}`, `account_${account.status}`);
   }
   if (account.expiresAt <= now) {
-    throw new OAuthError("invalid_client", `service account ${account.id} expired at ${account.expiresAt.toISOString()}`, "account_expired");
+    throw new OAuthError(code, `service account ${account.id} expired at ${account.expiresAt.toISOString()}`, "account_expired");
   }
 }
 
@@ -159,13 +164,4 @@ async function consumeJti(db: Db, issuer: string, jti: unknown, expiresAtSeconds
   if (inserted.length === 0) {
     throw new OAuthError("invalid_client", "client assertion jti was already used: sign a new assertion for each request", "replay");
   }
-}
-
-/** Deletes used assertion ids whose assertions have expired; returns how many. */
-export async function purgeUsedAssertions(db: Db, now: Date): Promise<number> {
-  const deleted = await db
-    .delete(usedAssertions)
-    .where(and(sql`${usedAssertions.expiresAt} < ${now.toISOString()}::timestamptz`))
-    .returning({ jti: usedAssertions.jti });
-  return deleted.length;
 }

@@ -4,6 +4,9 @@ import type { Clock } from "../config/clock.js";
 import type { Executor } from "../db/database.js";
 import type { SigningKeyRing } from "./signing-key-ring.js";
 
+/** Maximum publish delay of a rotation, in seconds: one day, the same bound as BROKER_KEY_PUBLISH_DELAY. */
+export const MAX_KEY_PUBLISH_DELAY_SECONDS = 86_400;
+
 /**
  * How long a superseded signing key stays in the JWKS: the longest TTL a token it
  * signed can have, plus the clock skew verifiers tolerate.

@@ -12,6 +12,21 @@ export type SigningPrivateKey = Awaited<ReturnType<typeof importJWK>>;
 /** How long the key ring trusts its copy of the signing_keys table, in milliseconds. */
 const KEY_RING_REFRESH_MS = 30_000;
 
+/** Stage of a signing key: published before it signs, signing, then superseded by a newer key. */
+export type SigningKeyState = "pending" | "active" | "retired";
+
+/** A signing key's public facts and its state at one moment; never its private key. */
+export interface SigningKeyStatus {
+  kid: string;
+  alg: string;
+  createdAt: Date;
+  activatesAt: Date;
+  state: SigningKeyState;
+  /** When a retired key leaves the JWKS; null for pending and active keys. */
+  publishedUntil: Date | null;
+  publicJwk: JWK;
+}
+
 /** The key that signs new tokens: its `kid`, algorithm and private key. */
 export interface ActiveSigningKey {
   kid: string;
@@ -67,14 +82,35 @@ export class SigningKeyRing {
 
   /** Public keys to publish now: pending, active, and retired ones whose tokens may still be live. */
   async publishedKeys(): Promise<JWK[]> {
+    const now = this.clock.now().getTime();
+    return (await this.keyStates())
+      .filter((key) => key.publishedUntil === null || key.publishedUntil.getTime() > now)
+      .map((key) => key.publicJwk);
+  }
+
+  /**
+   * Lists every key with its state at the clock's time, in activation order. `fresh` reads
+   * the table instead of the cached copy, so that a rotation on another replica shows at once.
+   */
+  async keyStates(options: { fresh?: boolean } = {}): Promise<SigningKeyStatus[]> {
+    if (options.fresh) {
+      this.invalidate();
+    }
     const rows = await this.load();
     const now = this.clock.now().getTime();
-    return rows
-      .filter((row, index) => {
-        const next = rows.slice(index + 1).find((later) => activation(later) <= now);
-        return !next || activation(next) + this.retentionSeconds * 1000 > now;
-      })
-      .map((row) => row.publicJwk as JWK);
+    const activeIndex = rows.findLastIndex((row) => activation(row) <= now);
+    return rows.map((row, index) => {
+      const base = { kid: row.kid, alg: row.alg, createdAt: row.createdAt, activatesAt: new Date(activation(row)), publicJwk: row.publicJwk as JWK };
+      if (index > activeIndex) {
+        return { ...base, state: "pending", publishedUntil: null };
+      }
+      if (index === activeIndex) {
+        return { ...base, state: "active", publishedUntil: null };
+      }
+      // A retired key stays published until every token it signed before its successor activated has expired.
+      const successor = rows.slice(index + 1).find((later) => activation(later) <= now)!;
+      return { ...base, state: "retired", publishedUntil: new Date(activation(successor) + this.retentionSeconds * 1000) };
+    });
   }
 
   /** Public key for a `kid`, when that key is still published. */
@@ -88,6 +124,8 @@ export class SigningKeyRing {
   }
 
   private async load(): Promise<SigningKeyRow[]> {
+    // Real time, not the injected clock: the refresh bounds how stale this copy of the table
+    // may be. Key states come from the injected clock on every call, so they need no reload.
     if (Date.now() - this.loadedAt < KEY_RING_REFRESH_MS) {
       return this.rows;
     }

@@ -1,10 +1,11 @@
 import { and, eq } from "drizzle-orm";
-import { createLocalJWKSet, createRemoteJWKSet, type JWTPayload, jwtVerify } from "jose";
+import { type JWK, type JWTPayload, jwtVerify } from "jose";
 import type { BrokerConfig } from "../config/config.js";
 import type { Clock } from "../config/clock.js";
 import type { Db } from "../db/database.js";
 import { federatedSubjects, serviceAccounts, trustedIssuers } from "../db/schema.js";
 import type { ServiceAccountRow } from "../register/service-accounts-service.js";
+import { localKeySet, RemoteKeySet } from "./issuer-key-set.js";
 import { ACCEPTED_JWT_ALGORITHMS, decodeIncomingJwt, describeVerificationError } from "./jwt-rules.js";
 import { OAuthError } from "./oauth-error.js";
 
@@ -18,13 +19,8 @@ export const JWT_SUBJECT_TOKEN_TYPES = [
   "urn:ietf:params:oauth:token-type:access_token",
 ];
 
-/** Remote JWKS caching, matching jose's and jwks-rsa's defaults: 10 minutes, refetch on unknown kid at most every 30 s. */
-const JWKS_CACHE_MAX_AGE_MS = 10 * 60 * 1000;
-const JWKS_COOLDOWN_MS = 30 * 1000;
-const JWKS_TIMEOUT_MS = 5000;
-
 type TrustedIssuerRow = typeof trustedIssuers.$inferSelect;
-type KeySet = ReturnType<typeof createRemoteJWKSet>;
+type KeySet = RemoteKeySet["resolve"];
 
 /** A workload identified by a federated subject token. */
 export interface FederatedIdentity {
@@ -35,42 +31,39 @@ export interface FederatedIdentity {
 
 /** Remote key sets per issuer, kept for the life of the process so that their caches work. */
 export class JwksCache {
-  private readonly sets = new Map<string, KeySet>();
+  private readonly sets = new Map<string, RemoteKeySet>();
 
   forIssuer(issuer: TrustedIssuerRow): KeySet {
     if (issuer.jwks) {
-      return createLocalJWKSet(issuer.jwks as Parameters<typeof createLocalJWKSet>[0]) as unknown as KeySet;
+      return localKeySet(issuer.jwks.keys as JWK[]);
     }
     const key = `${issuer.id} ${issuer.jwksUri}`;
     let set = this.sets.get(key);
     if (!set) {
-      set = createRemoteJWKSet(new URL(issuer.jwksUri!), {
-        timeoutDuration: JWKS_TIMEOUT_MS,
-        cooldownDuration: JWKS_COOLDOWN_MS,
-        cacheMaxAge: JWKS_CACHE_MAX_AGE_MS,
-      });
+      set = new RemoteKeySet(new URL(issuer.jwksUri!));
       this.sets.set(key, set);
     }
-    return set;
+    return set.resolve;
   }
 }
 
 /**
  * Verifies a subject token from a trusted issuer and maps it to the one service account
- * bound to its `sub` and binding claims. Subject tokens may be reused (SPIRE caches
+ * bound to its `sub` and binding claims. Every refusal is `invalid_request`, as RFC 8693
+ * section 2.2.2 requires for an invalid or unacceptable subject token. Subject tokens may be reused (SPIRE caches
  * JWT-SVIDs), so no `jti` single use is required of them.
  */
 export async function verifySubjectToken(
   deps: { db: Db; clock: Clock; config: BrokerConfig; jwks: JwksCache },
   token: string,
 ): Promise<FederatedIdentity> {
-  const { payload: unverified } = decodeIncomingJwt(token, "subject_token", "invalid_grant");
+  const { payload: unverified } = decodeIncomingJwt(token, "subject_token", "invalid_request");
   if (typeof unverified.iss !== "string") {
-    throw new OAuthError("invalid_grant", "subject_token has no iss claim", "claim_iss");
+    throw new OAuthError("invalid_request", "subject_token has no iss claim", "claim_iss");
   }
   const [issuer] = await deps.db.select().from(trustedIssuers).where(eq(trustedIssuers.issuer, unverified.iss));
   if (!issuer) {
-    throw new OAuthError("invalid_grant", `subject_token issuer ${unverified.iss} is not trusted`, "untrusted_issuer");
+    throw new OAuthError("invalid_request", `subject_token issuer ${unverified.iss} is not trusted`, "untrusted_issuer");
   }
 
   const now = deps.clock.now();
@@ -85,7 +78,7 @@ export async function verifySubjectToken(
       requiredClaims: ["exp", "sub", "aud"],
     }));
   } catch (error) {
-    throw describeVerificationError(error, "subject_token", "invalid_grant");
+    throw describeVerificationError(error, "subject_token", "invalid_request");
   }
 
   checkFreshness(payload, now, deps.config);
@@ -102,13 +95,13 @@ function checkFreshness(payload: JWTPayload, now: Date, config: BrokerConfig): v
   const nowSeconds = Math.floor(now.getTime() / 1000);
   const kubernetes = payload["kubernetes.io"] as { warnafter?: unknown } | undefined;
   if (typeof kubernetes?.warnafter === "number" && nowSeconds > kubernetes.warnafter + config.clockSkew) {
-    throw new OAuthError("invalid_grant", "subject_token is past its kubernetes.io warnafter time: read the projected token file again", "warnafter");
+    throw new OAuthError("invalid_request", "subject_token is past its kubernetes.io warnafter time: read the projected token file again", "warnafter");
   }
   if (typeof payload.iat === "number" && nowSeconds - payload.iat > config.maxSubjectTokenAge) {
-    throw new OAuthError("invalid_grant", `subject_token was issued more than ${config.maxSubjectTokenAge} seconds ago`, "too_old");
+    throw new OAuthError("invalid_request", `subject_token was issued more than ${config.maxSubjectTokenAge} seconds ago`, "too_old");
   }
   if (typeof payload.iat === "number" && payload.iat > nowSeconds + config.clockSkew) {
-    throw new OAuthError("invalid_grant", "subject_token iat is in the future", "claim_iat");
+    throw new OAuthError("invalid_request", "subject_token iat is in the future", "claim_iat");
   }
 }
 
@@ -122,10 +115,10 @@ async function boundAccount(db: Db, issuer: TrustedIssuerRow, payload: JWTPayloa
   const matching = bindings.filter(({ binding }) => claimsMatch(binding.claims, payload));
   const accounts = new Map(matching.map(({ account }) => [account.id, account]));
   if (accounts.size === 0) {
-    throw new OAuthError("invalid_grant", `no service account is bound to subject ${payload.sub} of issuer ${issuer.issuer} with these claims`, "unbound_subject");
+    throw new OAuthError("invalid_request", `no service account is bound to subject ${payload.sub} of issuer ${issuer.issuer} with these claims`, "unbound_subject");
   }
   if (accounts.size > 1) {
-    throw new OAuthError("invalid_grant", `subject ${payload.sub} is bound to several service accounts; add binding claims to tell them apart`, "ambiguous_subject");
+    throw new OAuthError("invalid_request", `subject ${payload.sub} is bound to several service accounts; add binding claims to tell them apart`, "ambiguous_subject");
   }
   return [...accounts.values()][0]!;
 }

@@ -2,6 +2,7 @@ import type { Context } from "hono";
 import { recordAuditEvents } from "../audit/audit-writer.js";
 import type { BrokerDeps } from "../deps.js";
 import { auditDeps } from "../http/auth-middleware.js";
+import { loggableError } from "../logging/logger.js";
 import { type AppEnv, requestContext } from "../http/request-context.js";
 import type { BrokerApp } from "../http/route-helpers.js";
 import { authenticateClientAssertion, checkAccountUsable } from "./client-assertion.js";
@@ -28,7 +29,7 @@ export function registerTokenRoutes(app: BrokerApp, deps: BrokerDeps): void {
 
 async function identify(deps: BrokerDeps, form: Map<string, string>, grantType: string): Promise<TokenRequest> {
   const common = {
-    audience: form.get("audience") ?? form.get("resource"),
+    audience: requestedAudience(form),
     scope: form.get("scope"),
     ttl: parseTtl(form.get("ttl")),
   };
@@ -49,7 +50,7 @@ async function identify(deps: BrokerDeps, form: Map<string, string>, grantType: 
       throw new OAuthError("invalid_request", "requested_token_type must be urn:ietf:params:oauth:token-type:access_token", "requested_token_type");
     }
     const identity = await verifySubjectToken(deps, subjectToken);
-    checkAccountUsable(identity.account, deps.clock.now());
+    checkAccountUsable(identity.account, deps.clock.now(), "invalid_request");
     return { ...common, account: identity.account, grantType, subjectIssuer: identity.issuer, subject: identity.subject };
   }
 
@@ -58,6 +59,19 @@ async function identify(deps: BrokerDeps, form: Map<string, string>, grantType: 
     `grant_type must be client_credentials or ${TOKEN_EXCHANGE_GRANT}`,
     "grant_type",
   );
+}
+
+/**
+ * Reads the token's target from `audience` (RFC 8693) or `resource` (RFC 8707). A token has
+ * one audience, so two different targets are invalid_target rather than one of them ignored.
+ */
+function requestedAudience(form: Map<string, string>): string | undefined {
+  const audience = form.get("audience");
+  const resource = form.get("resource");
+  if (audience !== undefined && resource !== undefined && audience !== resource) {
+    throw new OAuthError("invalid_target", "audience and resource name different targets: send only one, because a token has one audience", "audience");
+  }
+  return audience ?? resource;
 }
 
 function parseTtl(value: string | undefined): number | undefined {
@@ -78,7 +92,7 @@ export async function refuse(deps: BrokerDeps, c: Context<AppEnv>, error: unknow
   const oauthError =
     error instanceof OAuthError ? error : new OAuthError("server_error", "the broker could not complete the request", "internal");
   if (!(error instanceof OAuthError)) {
-    deps.log.error({ err: error instanceof Error ? { type: error.name, message: error.message } : String(error), requestId: c.get("requestId") }, "token endpoint failed");
+    deps.log.error({ err: loggableError(error), requestId: c.get("requestId") }, "token endpoint failed");
   }
   deps.metrics.authFailures.inc({ reason: `oauth_${oauthError.reason}` });
   await recordAuditEvents(auditDeps(deps), requestContext(c), [
@@ -88,6 +102,6 @@ export async function refuse(deps: BrokerDeps, c: Context<AppEnv>, error: unknow
       target: null,
       details: { error: oauthError.error, reason: oauthError.reason, description: oauthError.description },
     },
-  ]).catch((auditError: unknown) => deps.log.error({ err: String(auditError) }, "could not record a refused token request"));
+  ]).catch((auditError: unknown) => deps.log.error({ err: loggableError(auditError) }, "failed to record a refused token request"));
   return oauthErrorResponse(c, oauthError);
 }

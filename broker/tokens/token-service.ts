@@ -50,13 +50,14 @@ export async function issueAccessToken(
   const maxExpiresAt = new Date(Math.min(now.getTime() + deps.config.leaseMaxTtl * 1000, account.expiresAt.getTime()));
   const ttl = effectiveTtl([request.ttl, account.maxTokenTtl, deps.config.tokenTtlCap], now, maxExpiresAt);
   const expiresAt = new Date(now.getTime() + ttl * 1000);
+  const signingKey = await deps.keyRing.activeKey();
 
   return auditedTransaction(
     { db: deps.db, clock: deps.clock, onAppended: (count) => deps.metrics.auditEvents.inc(count) },
     { ...context, actor: `service_account:${account.id}` },
     async (tx, record) => {
       const leaseId = newId("lease");
-      const signed = await signAccessToken(deps.keyRing, {
+      const signed = await signAccessToken(signingKey, {
         issuer: deps.config.issuer,
         serviceAccountId: account.id,
         audience,
