@@ -1,9 +1,8 @@
-import { eq, sql } from "drizzle-orm";
+import { sql } from "drizzle-orm";
 import type { Clock } from "../config/clock.js";
 import { type Db, type Executor, rowsOf, type Tx } from "../db/database.js";
-import { auditChainHead, auditEvents } from "../db/schema.js";
 import type { AuditEntry, RequestContext } from "./audit-types.js";
-import { hashEvent } from "./chain.js";
+import { canonicalContent } from "./chain.js";
 
 /** What an audited transaction needs: a database and a clock. */
 export interface AuditDeps {
@@ -18,8 +17,8 @@ export type RecordAudit = (entry: AuditEntry) => void;
 /**
  * Runs `work` in one transaction and appends the audit entries it records at the end of
  * that same transaction, so that a change and its audit events commit or fail together.
- * The chain head is locked only for that final append, which keeps concurrent writers
- * from waiting on each other for longer than the append and the commit.
+ * The chain head is locked only from that final append to the commit, which keeps
+ * concurrent writers from waiting on each other for longer than that.
  */
 export async function auditedTransaction<T>(
   deps: AuditDeps,
@@ -27,16 +26,44 @@ export async function auditedTransaction<T>(
   work: (tx: Tx, record: RecordAudit) => Promise<T>,
 ): Promise<T> {
   let appended = 0;
-  const result = await deps.db.transaction(async (tx) => {
-    const entries: AuditEntry[] = [];
-    const value = await work(tx, (entry) => entries.push(entry));
-    appended = await appendAuditEvents(tx, deps.clock, context, entries);
-    return value;
-  });
-  if (appended > 0) {
-    deps.onAppended?.(appended);
+  let release: (() => void) | undefined;
+  try {
+    const result = await deps.db.transaction(async (tx) => {
+      const entries: AuditEntry[] = [];
+      const value = await work(tx, (entry) => entries.push(entry));
+      if (entries.length > 0) {
+        release = await appendTurn(deps.db);
+        appended = await appendAuditEvents(tx, deps.clock, context, entries);
+      }
+      return value;
+    });
+    if (appended > 0) {
+      deps.onAppended?.(appended);
+    }
+    return result;
+  } finally {
+    release?.();
   }
-  return result;
+}
+
+/** Tail of the queue of transactions of this process waiting to append, per database. */
+const appendQueues = new WeakMap<Db, Promise<void>>();
+
+/**
+ * Waits for this process's previous appender to commit, and returns the function that
+ * lets the next one go. The chain head row lock serializes appends anyway; queueing
+ * them here first means only one transaction per process waits on that lock, instead
+ * of every concurrent request, which on PostgreSQL spends server CPU on lock waits.
+ */
+async function appendTurn(db: Db): Promise<() => void> {
+  const previous = appendQueues.get(db) ?? Promise.resolve();
+  let release!: () => void;
+  const turn = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  appendQueues.set(db, previous.then(() => turn));
+  await previous;
+  return release;
 }
 
 /** Writes audit entries in their own transaction; for events that record no other change. */
@@ -50,30 +77,21 @@ export async function recordAuditEvents(
   });
 }
 
-/** Chains and inserts entries at the head of the audit log; the caller's transaction holds the head lock until commit. */
+/**
+ * Chains and inserts entries at the head of the audit log, one statement per entry.
+ * Each statement updates the chain head row (which locks it until the caller's
+ * transaction ends), computes the event's hash in SQL from the previous hash, and
+ * inserts the event: a single round trip, so the lock is held for as short a time as
+ * the commit allows. `hashEvent` in chain.ts is the same computation in TypeScript.
+ */
 export async function appendAuditEvents(
   tx: Executor,
   clock: Clock,
   context: RequestContext,
   entries: AuditEntry[],
 ): Promise<number> {
-  if (entries.length === 0) {
-    return 0;
-  }
-
-  const locked = await tx.execute(sql`select seq, hash from audit_chain_head where id = 1 for update`);
-  const head = rowsOf<{ seq: string | number; hash: string }>(locked)[0];
-  if (!head) {
-    throw new Error("audit_chain_head row is missing: the database was not migrated");
-  }
-
-  let seq = Number(head.seq);
-  let prevHash = head.hash;
-  const rows: (typeof auditEvents.$inferInsert)[] = [];
   for (const entry of entries) {
-    seq += 1;
     const content = {
-      seq,
       occurredAt: clock.now(),
       actor: context.actor,
       action: entry.action,
@@ -82,14 +100,25 @@ export async function appendAuditEvents(
       requestId: context.requestId,
       sourceAddress: context.sourceAddress,
       details: entry.details ?? {},
-      prevHash,
     };
-    const hash = hashEvent(content);
-    rows.push({ ...content, hash });
-    prevHash = hash;
+    const result = await tx.execute(sql`
+      with head as (
+        update audit_chain_head
+        set seq = seq + 1,
+            prev_hash = hash,
+            hash = encode(sha256(convert_to(hash || chr(10) || (seq + 1)::text || chr(10) || ${canonicalContent(content)}, 'UTF8')), 'hex')
+        where id = 1
+        returning seq, prev_hash, hash
+      )
+      insert into audit_events (seq, occurred_at, actor, action, target, outcome, request_id, source_address, details, prev_hash, hash)
+      select head.seq, ${content.occurredAt.toISOString()}::timestamptz, ${content.actor}, ${content.action}, ${content.target},
+             ${content.outcome}, ${content.requestId}, ${content.sourceAddress}, ${JSON.stringify(content.details)}::jsonb,
+             head.prev_hash, head.hash
+      from head
+      returning seq`);
+    if (rowsOf(result).length !== 1) {
+      throw new Error("audit_chain_head row is missing: the database was not migrated");
+    }
   }
-
-  await tx.insert(auditEvents).values(rows);
-  await tx.update(auditChainHead).set({ seq, hash: prevHash }).where(eq(auditChainHead.id, 1));
-  return rows.length;
+  return entries.length;
 }

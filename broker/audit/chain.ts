@@ -3,9 +3,8 @@ import { canonicalJson, sha256Hex } from "./canonical.js";
 /** Hash that the first event of the chain points back to. */
 export const GENESIS_HASH = "0".repeat(64);
 
-/** The fields of an audit event that its hash covers; everything but the hash itself. */
-export interface ChainedContent {
-  seq: number;
+/** The fields of an audit event that its hash covers, other than `seq` and `prevHash`. */
+export interface EventContent {
   occurredAt: Date;
   actor: string;
   action: string;
@@ -14,13 +13,17 @@ export interface ChainedContent {
   requestId: string | null;
   sourceAddress: string | null;
   details: Record<string, unknown>;
+}
+
+/** An event's content with its place in the chain. */
+export interface ChainedContent extends EventContent {
+  seq: number;
   prevHash: string;
 }
 
-/** SHA-256 over the previous hash and the canonical JSON of the event's own content. */
-export function hashEvent(content: ChainedContent): string {
-  const canonical = canonicalJson({
-    seq: content.seq,
+/** Canonical JSON of an event's content: snake_case keys, sorted at every level. */
+export function canonicalContent(content: EventContent): string {
+  return canonicalJson({
     occurred_at: content.occurredAt.toISOString(),
     actor: content.actor,
     action: content.action,
@@ -30,5 +33,12 @@ export function hashEvent(content: ChainedContent): string {
     source_address: content.sourceAddress,
     details: content.details,
   });
-  return sha256Hex(`${content.prevHash}\n${canonical}`);
+}
+
+/**
+ * SHA-256, as hex, of `prev_hash + "\n" + seq + "\n" + canonical content`. The writer
+ * computes the same value in SQL (see `appendAuditEvents`), so the two must not drift.
+ */
+export function hashEvent(content: ChainedContent): string {
+  return sha256Hex(`${content.prevHash}\n${content.seq}\n${canonicalContent(content)}`);
 }

@@ -168,14 +168,16 @@ export const auditEvents = pgTable(
 );
 
 /**
- * The last sequence number and hash of the audit chain. Writers lock this row for the
- * short append at the end of their transaction, and verification compares it with the
- * last row so that rows removed from the tail are detected.
+ * The last sequence number and hash of the audit chain. Each append updates this row,
+ * which locks it until the writer's transaction ends, and verification compares it with
+ * the last event so that events removed from the tail are detected.
  */
 export const auditChainHead = pgTable("audit_chain_head", {
   id: integer("id").primaryKey(),
   seq: bigint("seq", { mode: "number" }).notNull(),
   hash: text("hash").notNull(),
+  /** The hash before the last append, so that one UPDATE ... RETURNING gives an event both its hash and its prev_hash. */
+  prevHash: text("prev_hash").notNull().default(""),
 });
 
 /**

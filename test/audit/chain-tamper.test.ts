@@ -22,8 +22,8 @@ function canonicalJson(value: unknown): string {
 
 /** Recomputes an exported event's hash from its content, as an auditor would offline. */
 function eventHash(event: AuditEventView): string {
-  const { prev_hash: prevHash, hash: _hash, ...content } = event;
-  return createHash("sha256").update(`${prevHash}\n${canonicalJson(content)}`, "utf8").digest("hex");
+  const { prev_hash: prevHash, hash: _hash, seq, ...content } = event;
+  return createHash("sha256").update(`${prevHash}\n${seq}\n${canonicalJson(content)}`, "utf8").digest("hex");
 }
 
 function sqlText(value: string): string {

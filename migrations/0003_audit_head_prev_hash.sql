@@ -1,0 +1,1 @@
+ALTER TABLE "audit_chain_head" ADD COLUMN "prev_hash" text DEFAULT '' NOT NULL;
