@@ -42,7 +42,12 @@ const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"
 
 const environmentSchema = z.object({
   HOST: z.string().min(1).default("127.0.0.1"),
-  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  PORT: z.coerce
+    .number({ message: "must be a port number from 1 to 65535" })
+    .int({ message: "must be a port number from 1 to 65535" })
+    .min(1, "must be a port number from 1 to 65535")
+    .max(65535, "must be a port number from 1 to 65535")
+    .default(8080),
   BROKER_DATA_DIR: z.string().min(1).default("./.broker-data"),
   DATABASE_URL: z
     .string()

@@ -35,6 +35,9 @@ const OAUTH_FORM_PATHS = /^\/v1\/(token|introspect|revoke)$/;
 /** PostgreSQL SQLSTATE codes that mean the request conflicts with stored data. */
 const UNIQUE_VIOLATION = "23505";
 const FOREIGN_KEY_VIOLATION = "23503";
+/** SQLSTATE codes of text that PostgreSQL cannot store, such as a NUL character. */
+const NUL_CHARACTER = "22021";
+const UNTRANSLATABLE_CHARACTER = "22P05";
 
 /** Builds the HTTP application: middleware, every route, the OpenAPI document and error mapping. */
 export function createApp(deps: BrokerDeps): BrokerApp {
@@ -85,6 +88,13 @@ export function createApp(deps: BrokerDeps): BrokerApp {
     const type = c.req.header("content-type") ?? "";
     if (BODY_METHODS.has(c.req.method) && (hasBody || chunked) && !/^application\/json\s*(;|$)/i.test(type)) {
       throw new BrokerError("unsupported_media_type", `Content-Type must be application/json, not '${type || "missing"}'`);
+    }
+    await next();
+  });
+  app.use(async function rejectNulCharacters(c, next) {
+    // PostgreSQL text cannot hold U+0000: refuse it here, with a 400, rather than fail in a query.
+    if (/%00/.test(new URL(c.req.url).search)) {
+      throw new ValidationFailed([{ name: "query", reason: "must not contain NUL (%00) characters" }]);
     }
     await next();
   });
@@ -156,6 +166,11 @@ function errorResponse(deps: BrokerDeps, c: Context<AppEnv>, error: unknown): Re
   }
 
   const sqlState = (error as { cause?: { code?: string } }).cause?.code;
+  if (sqlState === NUL_CHARACTER || sqlState === UNTRANSLATABLE_CHARACTER) {
+    return problemResponse(c, "validation_failed", "text fields must not contain NUL (\\u0000) characters", [
+      { name: "body", reason: "must not contain NUL (\\u0000) characters" },
+    ]);
+  }
   if (sqlState === UNIQUE_VIOLATION) {
     return problemResponse(c, "conflict", "a record with the same unique name already exists; retry with another name");
   }

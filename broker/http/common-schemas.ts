@@ -35,7 +35,7 @@ export const PageQuery = {
     .openapi({ param: { name: "limit", in: "query" } }),
   cursor: z
     .string()
-    .max(64)
+    .regex(/^[a-z]+_[0-9a-f]{24}$/, "must be the next_cursor value of the previous page")
     .optional()
     .openapi({ param: { name: "cursor", in: "query" }, description: "The `next_cursor` of the previous page." }),
 };

@@ -69,7 +69,10 @@ export function authenticateOperatorOrWorkload(deps: BrokerDeps): MiddlewareHand
     await recordAuditEvents(auditDeps(deps), requestContext(c), [
       { action: "auth.authenticate", outcome: "denied", details: { reason: bearer ? "invalid" : "missing", method: c.req.method, path: c.req.path } },
     ]);
-    throw new BrokerError("unauthenticated", "send an operator token or a live access token issued by this broker: 'Authorization: Bearer <token>'");
+    throw new BrokerError(
+      "unauthenticated",
+      "send an operator token, or a live access token this broker issued for its own audience (request it without an audience parameter): 'Authorization: Bearer <token>'",
+    );
   };
 }
 

@@ -53,8 +53,9 @@ export function registerLineageRoutes(app: BrokerApp, deps: BrokerDeps): void {
         onCancel: () => log.info(context, "lineage export cancelled: the client closed the connection"),
         onError: (error) => log.error({ ...context, err: loggableError(error) }, "lineage export failed while streaming"),
       });
-      // The typed-response helpers cover JSON only; a streamed export is a plain Response.
-      return new Response(body, { status: 200, headers: exportHeaders(query.format) }) as never;
+      // The typed-response helpers cover JSON only, so the stream is cast; c.body keeps the
+      // headers that middleware set, such as X-Request-Id.
+      return c.body(body, 200, exportHeaders(query.format)) as never;
     },
   );
 }

@@ -1,7 +1,7 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { RequestContext } from "../audit/audit-types.js";
-import type { BrokerConfig } from "../config/config.js";
+import { type BrokerConfig, ConfigError } from "../config/config.js";
 import { type Clock, systemClock } from "../config/clock.js";
 import { isOwnerOnly, loadMasterKey, type MasterKey } from "../crypto/master-key.js";
 import { type Database, openDatabase } from "../db/database.js";
@@ -90,5 +90,23 @@ export async function initializeOnFirstStart(runtime: Runtime): Promise<void> {
       throw error;
     }
     deps.log.info("another broker process initialized the database first");
+  }
+}
+
+/**
+ * Fails start-up when the master key cannot open the active signing key, which happens
+ * when BROKER_MASTER_KEY differs from the key that initialized the database. Without
+ * this check the broker would start and then fail every token request.
+ */
+export async function checkMasterKeyOpensSigningKey(runtime: Runtime): Promise<void> {
+  try {
+    await runtime.deps.keyRing.activeKey();
+  } catch (error) {
+    await runtime.database.close();
+    const source = runtime.masterKey.source === "environment" ? "BROKER_MASTER_KEY" : `the master key file ${runtime.masterKey.file}`;
+    throw new ConfigError(
+      `${source} cannot open the signing keys in this database (${(error as Error).message}); ` +
+        "start with the master key that initialized it",
+    );
   }
 }

@@ -2,7 +2,7 @@ import { serve as serveNode, type ServerType } from "@hono/node-server";
 import type { BrokerConfig } from "../config/config.js";
 import { createApp } from "../http/app.js";
 import { startExpirySweep } from "../leases/expiry-sweep-job.js";
-import { initializeOnFirstStart, openRuntime, warnAboutMasterKeyFile } from "./bootstrap.js";
+import { checkMasterKeyOpensSigningKey, initializeOnFirstStart, openRuntime, warnAboutMasterKeyFile } from "./bootstrap.js";
 
 /**
  * Starts the broker and its lease expiry sweep, and serves until SIGTERM or SIGINT. Then it
@@ -13,6 +13,7 @@ export async function serveBroker(config: BrokerConfig): Promise<void> {
   const { deps } = runtime;
   await warnAboutMasterKeyFile(deps.log, runtime.masterKey);
   await initializeOnFirstStart(runtime);
+  await checkMasterKeyOpensSigningKey(runtime);
   const expirySweep = startExpirySweep(deps);
 
   const app = createApp(deps);

@@ -34,7 +34,11 @@ export async function authenticateClientAssertion(
   const assertion = form.get("client_assertion");
   const type = form.get("client_assertion_type");
   if (!assertion || !type) {
-    throw new OAuthError("invalid_client", "client authentication is required: send client_assertion_type and client_assertion (private_key_jwt)", "missing");
+    throw new OAuthError(
+      "invalid_client",
+      "client authentication is required: send client_assertion_type and client_assertion (private_key_jwt), or an operator token where the endpoint accepts one",
+      "missing",
+    );
   }
   if (type !== JWT_BEARER_ASSERTION_TYPE) {
     throw new OAuthError("invalid_client", `client_assertion_type must be ${JWT_BEARER_ASSERTION_TYPE}`, "assertion_type");

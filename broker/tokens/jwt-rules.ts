@@ -47,7 +47,8 @@ export function describeVerificationError(error: unknown, what: string, code: OA
     return new OAuthError(code, `${what} has expired (exp)`, "expired");
   }
   if (error instanceof errors.JWTClaimValidationFailed) {
-    return new OAuthError(code, `${what} claim ${error.claim} is invalid: ${error.reason}`, `claim_${error.claim}`);
+    const reason = error.claim === "aud" && error.reason === "check_failed" ? "it names none of the accepted audiences" : error.reason;
+    return new OAuthError(code, `${what} claim ${error.claim} is invalid: ${reason}`, `claim_${error.claim}`);
   }
   if (error instanceof errors.JWSSignatureVerificationFailed) {
     return new OAuthError(code, `${what} signature does not verify`, "signature");

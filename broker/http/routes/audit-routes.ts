@@ -3,6 +3,7 @@ import { stream } from "hono/streaming";
 import { streamAuditEvents } from "../../audit/audit-query.js";
 import { verifyAuditChain } from "../../audit/audit-verify.js";
 import type { BrokerDeps } from "../../deps.js";
+import { loggableError } from "../../logging/logger.js";
 import { jsonResponse, Rfc3339 } from "../common-schemas.js";
 import { type BrokerApp, operatorRoute } from "../route-helpers.js";
 
@@ -59,6 +60,8 @@ export function registerAuditRoutes(app: BrokerApp, deps: BrokerDeps): void {
         for await (const event of events) {
           await output.write(`${JSON.stringify(event)}\n`);
         }
+      }, async (error) => {
+        deps.log.error({ err: loggableError(error), requestId: c.get("requestId") }, "audit event export failed while streaming");
       });
       return response as never;
     },
