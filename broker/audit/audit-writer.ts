@@ -26,44 +26,16 @@ export async function auditedTransaction<T>(
   work: (tx: Tx, record: RecordAudit) => Promise<T>,
 ): Promise<T> {
   let appended = 0;
-  let release: (() => void) | undefined;
-  try {
-    const result = await deps.db.transaction(async (tx) => {
-      const entries: AuditEntry[] = [];
-      const value = await work(tx, (entry) => entries.push(entry));
-      if (entries.length > 0) {
-        release = await appendTurn(deps.db);
-        appended = await appendAuditEvents(tx, deps.clock, context, entries);
-      }
-      return value;
-    });
-    if (appended > 0) {
-      deps.onAppended?.(appended);
-    }
-    return result;
-  } finally {
-    release?.();
-  }
-}
-
-/** Tail of the queue of transactions of this process waiting to append, per database. */
-const appendQueues = new WeakMap<Db, Promise<void>>();
-
-/**
- * Waits for this process's previous appender to commit, and returns the function that
- * lets the next one go. The chain head row lock serializes appends anyway; queueing
- * them here first means only one transaction per process waits on that lock, instead
- * of every concurrent request, which on PostgreSQL spends server CPU on lock waits.
- */
-async function appendTurn(db: Db): Promise<() => void> {
-  const previous = appendQueues.get(db) ?? Promise.resolve();
-  let release!: () => void;
-  const turn = new Promise<void>((resolve) => {
-    release = resolve;
+  const result = await deps.db.transaction(async (tx) => {
+    const entries: AuditEntry[] = [];
+    const value = await work(tx, (entry) => entries.push(entry));
+    appended = await appendAuditEvents(tx, deps.clock, context, entries);
+    return value;
   });
-  appendQueues.set(db, previous.then(() => turn));
-  await previous;
-  return release;
+  if (appended > 0) {
+    deps.onAppended?.(appended);
+  }
+  return result;
 }
 
 /** Writes audit entries in their own transaction; for events that record no other change. */
