@@ -1,3 +1,5 @@
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
 import { sql } from "drizzle-orm";
 import { loadConfig } from "../../../broker/config/config.js";
 import { type Db, rowsOf } from "../../../broker/db/database.js";
@@ -8,6 +10,7 @@ import { AssertionPool } from "./assertion-pool.js";
 import { prepareBaseline } from "./baseline-issuance.js";
 import { type BenchWorkload, registerBenchWorkload } from "./bench-workload.js";
 import { createBrokerPathIssuer, type StageTimes } from "./broker-path.js";
+import { type ProfileSummary, summarizeCpuProfile } from "./cpu-profile-summary.js";
 import { type BrokerServer, readRssBytes, startBrokerServer } from "./broker-server.js";
 import type { BackendKind, IssuanceOptions } from "./issuance-options.js";
 import { type LoadProfile, startLoadProfile } from "./load-profile.js";
@@ -40,20 +43,25 @@ export interface MeasuredRun<Result extends LoopResult = LoopResult> {
   signedOnDemand: number;
 }
 
+export type BrokerPathRun = MeasuredRun & { stages: StageTimes };
+
 /** Everything measured on one backend. */
 export interface BackendResult {
   backend: BackendKind;
   serverVersion: string;
-  /** Broker RSS right after /readyz answered, before any request, in bytes. */
+  /** Broker RSS right after /readyz returned 200, before any token request, in bytes. */
   idleRssBytes: number | undefined;
   http: MeasuredRun[];
   peak: MeasuredRun;
   halfLoad: MeasuredRun<OpenLoopResult>;
-  brokerPath: MeasuredRun & { stages: StageTimes };
+  /** The in-process broker path at concurrency 1, where stage times show no queueing, and at the peak concurrency. */
+  brokerPath: BrokerPathRun[];
   baseline: MeasuredRun[];
   memory: MemoryRun | undefined;
   /** Broker log lines at level error or above. */
   brokerErrors: string[];
+  /** Where the broker process spent its CPU time, with --cpu-profile. */
+  cpuProfile: ProfileSummary | undefined;
 }
 
 /** Log progress to standard error, so that standard output holds only the report. */
@@ -62,16 +70,20 @@ export function progress(message: string): void {
 }
 
 /**
- * Runs every measurement on one backend: the token endpoint of a broker process at each
- * concurrency, the open loop at half of the peak, the long run when this is the memory
- * backend, then, with the broker stopped, the in-process broker path and the baseline on the
+ * Runs every measurement on one backend. A broker process serves the closed-loop cases at
+ * each concurrency, the open loop at half of the peak and, on the memory backend, the long
+ * run. Then, with the broker stopped, the in-process broker path and the baseline run on the
  * same database.
  */
 export async function runBackendSuite(backend: BackendKind, options: IssuanceOptions): Promise<BackendResult> {
   const scratch = backend === "postgres" ? await createScratchDatabase("sbissue") : undefined;
   let broker: BrokerServer | undefined;
   try {
-    broker = await startBrokerServer(scratch?.url);
+    const profileDir = options.cpuProfileDir ? path.join(options.cpuProfileDir, backend) : undefined;
+    if (profileDir) {
+      await mkdir(profileDir, { recursive: true });
+    }
+    broker = await startBrokerServer(scratch?.url, profileDir);
     progress(`${backend}: broker process ${broker.pid} listening on ${broker.address}`);
     const idleRssBytes = await readRssBytes(broker.pid);
     const workload = await registerBenchWorkload(broker.address, broker.adminToken);
@@ -88,8 +100,9 @@ export async function runBackendSuite(backend: BackendKind, options: IssuanceOpt
 
     await broker.stop();
     const brokerErrors = errorLines(broker.outputTail());
+    const cpuProfile = profileDir ? await summarizeCpuProfile(profileDir) : undefined;
     const inProcess = await measureInProcess(broker, workload, pool, peak.concurrency, options, scratch?.url);
-    return { backend, idleRssBytes, http, peak, halfLoad, memory, brokerErrors, ...inProcess };
+    return { backend, idleRssBytes, http, peak, halfLoad, memory, brokerErrors, cpuProfile, ...inProcess };
   } finally {
     await broker?.cleanup();
     await scratch?.drop();
@@ -159,6 +172,7 @@ async function measureMemory(broker: BrokerServer, pool: AssertionPool, peak: Me
   try {
     const run = await runMemoryRun({
       brokerPid: broker.pid,
+      metricsUrl: `${broker.address}/metrics`,
       concurrency: peak.concurrency,
       maxTokens: options.memoryTokens,
       maxSeconds: options.memorySeconds,
@@ -178,9 +192,10 @@ async function measureMemory(broker: BrokerServer, pool: AssertionPool, peak: Me
 }
 
 /**
- * Opens the stopped broker's database in this process with the broker's own environment,
- * so the same data directory or PostgreSQL database, signing keys and issuer, and runs the
- * in-process broker path at the peak concurrency and the baseline at every concurrency.
+ * Opens the stopped broker's database in this process with the broker's own environment, so
+ * with the same data directory or PostgreSQL database, signing keys and issuer. Then it runs
+ * the in-process broker path at concurrency 1 and at the peak concurrency, and the baseline
+ * at every concurrency.
  */
 async function measureInProcess(
   broker: BrokerServer,
@@ -189,19 +204,23 @@ async function measureInProcess(
   peakConcurrency: number,
   options: IssuanceOptions,
   databaseUrl: string | undefined,
-): Promise<{ serverVersion: string; brokerPath: MeasuredRun & { stages: StageTimes }; baseline: MeasuredRun[] }> {
+): Promise<{ serverVersion: string; brokerPath: BrokerPathRun[]; baseline: MeasuredRun[] }> {
   const runtime = await openRuntime(loadConfig(broker.environment));
   try {
     const poolSize = (rate: number, concurrency: number) => Math.ceil(rate * (options.warmupSeconds + options.seconds) * POOL_HEADROOM) + concurrency;
 
-    const stages: StageTimes = { authenticate: [], issue: [] };
-    const issueInProcess = createBrokerPathIssuer(runtime.deps, stages);
-    await pool.fill(poolSize(INITIAL_IN_PROCESS_RATE_GUESS, peakConcurrency));
-    const brokerPath = await measureInProcessRun(pool, peakConcurrency, options, databaseUrl, issueInProcess, () => {
-      stages.authenticate.length = 0;
-      stages.issue.length = 0;
-    });
-    progress(`in-process broker path concurrency=${peakConcurrency}: ${Math.round(brokerPath.loop.perSecond)} tokens/s`);
+    const brokerPath: BrokerPathRun[] = [];
+    for (const concurrency of [...new Set([1, peakConcurrency])]) {
+      const stages: StageTimes = { authenticate: [], issue: [] };
+      const issueInProcess = createBrokerPathIssuer(runtime.deps, stages);
+      await pool.fill(poolSize(expectedRate(brokerPath, INITIAL_IN_PROCESS_RATE_GUESS), concurrency));
+      const run = await measureInProcessRun(pool, concurrency, options, databaseUrl, issueInProcess, () => {
+        stages.authenticate.length = 0;
+        stages.issue.length = 0;
+      });
+      progress(`in-process broker path concurrency=${concurrency}: ${Math.round(run.loop.perSecond)} tokens/s`);
+      brokerPath.push({ ...run, stages });
+    }
 
     const issueBaseline = await prepareBaseline(runtime.deps.db, workload, broker.address);
     const baseline: MeasuredRun[] = [];
@@ -211,7 +230,7 @@ async function measureInProcess(
       progress(`baseline concurrency=${concurrency}: ${Math.round(run.loop.perSecond)} tokens/s`);
       baseline.push(run);
     }
-    return { serverVersion: await serverVersion(runtime.deps.db), brokerPath: { ...brokerPath, stages }, baseline };
+    return { serverVersion: await serverVersion(runtime.deps.db), brokerPath, baseline };
   } finally {
     await runtime.database.close();
   }
@@ -244,14 +263,14 @@ async function requestToken(client: TokenClient, pool: AssertionPool): Promise<b
   return true;
 }
 
-/** With --idle-wait, waits for the machine to go idle before a timed run, and says so when it did not. */
+/** Waits, with --idle-wait, for the machine to go idle before a timed run, and logs when it did not. */
 async function waitForQuietMachine(options: IssuanceOptions, label: string): Promise<void> {
   if (options.idleWaitSeconds > 0 && !(await waitForIdleMachine(options.idleWaitSeconds))) {
     progress(`${label}: the machine was still busy after ${options.idleWaitSeconds} s; running anyway`);
   }
 }
 
-/** The best throughput of earlier runs, or `initialGuess` before the first run. */
+/** Returns the best throughput of earlier runs, or `initialGuess` before the first run. */
 function expectedRate(runs: MeasuredRun[], initialGuess: number): number {
   return runs.length === 0 ? initialGuess : Math.max(...runs.map((run) => run.loop.perSecond));
 }

@@ -11,7 +11,7 @@ const timestamptz = (name: string) => timestamp(name, { withTimezone: true, mode
 
 /** Access-token TTL of baseline rows: the broker's default cap of 15 minutes, in milliseconds. */
 const BASELINE_TTL_MS = 15 * 60 * 1000;
-/** Longest life of a baseline lease: the broker's default max TTL of one hour, in milliseconds. */
+/** Maximum life of a baseline lease: the broker's default lease max TTL of one hour, in milliseconds. */
 const BASELINE_MAX_TTL_MS = 60 * 60 * 1000;
 
 /**
@@ -48,11 +48,11 @@ const baselineLeases = pgTable("bench_issuance_leases", {
 
 /**
  * Prepares the baseline on `db`: creates the lease-shaped table and an ES256 signing key,
- * and returns the per-request work. That work is the least that issuing a token needs: one
- * jwtVerify of the client assertion with a public key imported once, one SignJWT of the
- * access token with the claims the broker's token endpoint issues without `audience` or `scope`
- * parameters (signAccessToken), and one INSERT of the lease row
- * in its own implicit transaction.
+ * and returns the per-request work, which is the least that issuing a token needs. It runs
+ * one jwtVerify of the client assertion with a public key imported once, and one SignJWT of
+ * the access token (signAccessToken) with the claims that the token endpoint issues when the
+ * request has no `audience` or `scope`. Last comes one INSERT of the lease row in its own
+ * implicit transaction.
  */
 export async function prepareBaseline(db: Db, workload: BenchWorkload, issuer: string): Promise<(assertion: string) => Promise<boolean>> {
   await db.execute(sql.raw("drop table if exists bench_issuance_leases"));

@@ -39,9 +39,10 @@ export interface BrokerServer {
 /**
  * Starts `node dist/broker/cli/main.js serve` on a free loopback port with a new data
  * directory, LOG_LEVEL=warn, a fixed master key and, for PostgreSQL, `databaseUrl`;
- * waits for /readyz and reads the first admin token from the data directory.
+ * waits for /readyz and reads the first admin token from the data directory. With
+ * `cpuProfileDir`, Node.js writes a V8 CPU profile of the process there when it exits.
  */
-export async function startBrokerServer(databaseUrl: string | undefined): Promise<BrokerServer> {
+export async function startBrokerServer(databaseUrl: string | undefined, cpuProfileDir?: string): Promise<BrokerServer> {
   const dataDir = await mkdtemp(path.join(tmpdir(), "secrets-broker-issuance-"));
   const port = await freePort();
   const address = `http://127.0.0.1:${port}`;
@@ -57,7 +58,8 @@ export async function startBrokerServer(databaseUrl: string | undefined): Promis
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
   };
 
-  const child = spawn(process.execPath, [CLI_PATH, "serve"], { env: environment, stdio: ["ignore", "pipe", "pipe"] });
+  const profiling = cpuProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${cpuProfileDir}`] : [];
+  const child = spawn(process.execPath, [...profiling, CLI_PATH, "serve"], { env: environment, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   const keep = (chunk: Buffer) => {
     output = (output + String(chunk)).slice(-OUTPUT_TAIL_CHARS);

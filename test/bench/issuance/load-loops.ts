@@ -18,9 +18,9 @@ export interface LoopResult {
 }
 
 /**
- * Closed loop: `concurrency` loops each run the operation, wait for it, and run the next,
- * until `durationMs` has passed or `maxOperations` have started; then the operations in flight
- * finish. Throughput is successful operations divided by the time until the last one ended.
+ * Runs a closed loop: `concurrency` loops each run the operation, wait for it, and run the
+ * next, until `durationMs` has passed or `maxOperations` have started. Then the operations in
+ * flight finish. Throughput is successful operations divided by the time until the last ended.
  */
 export async function runClosedLoop(options: {
   concurrency: number;
@@ -57,14 +57,16 @@ export interface OpenLoopResult extends LoopResult {
   skipped: number;
   /** How late the client started operations against their schedule, in milliseconds, sorted ascending. */
   startLagsMs: number[];
+  /** Every successful operation as [scheduled start in ms since the epoch, latency in ms], in completion order. */
+  timeline: [number, number][];
 }
 
 /**
- * Open loop: starts operations at a fixed rate, each at its scheduled time whether or not
- * earlier ones finished, for `durationMs`. Latency counts from the scheduled start, so a
- * stalled server shows as latency and is not hidden by a client that waits (coordinated
- * omission). At most `maxInFlight` operations run at once; an operation due while that many are
- * in flight is skipped and counted.
+ * Runs an open loop: starts operations at a fixed rate for `durationMs`, each at its
+ * scheduled time whether or not earlier ones finished. Latency counts from the scheduled
+ * start, so a stalled server shows as latency and is not hidden by a client that waits
+ * (coordinated omission). At most `maxInFlight` operations run at once, and an operation due
+ * while that many are in flight is skipped and counted.
  */
 export async function runOpenLoop(options: {
   perSecond: number;
@@ -77,9 +79,11 @@ export async function runOpenLoop(options: {
   const total = Math.floor(options.durationMs / intervalMs);
   const inFlight = new Set<Promise<void>>();
   const startLags: number[] = [];
+  const timeline: [number, number][] = [];
   const failures = new FailureLog();
   let skipped = 0;
   const startedAt = performance.now();
+  const startedAtEpochMs = Date.now();
 
   for (let index = 0; index < total; index += 1) {
     const scheduledAt = startedAt + index * intervalMs;
@@ -94,7 +98,9 @@ export async function runOpenLoop(options: {
     startLags.push(performance.now() - scheduledAt);
     const running: Promise<void> = failures.run(options.operation).then((succeeded) => {
       if (succeeded) {
-        latencies.push(performance.now() - scheduledAt);
+        const latency = performance.now() - scheduledAt;
+        latencies.push(latency);
+        timeline.push([startedAtEpochMs + (scheduledAt - startedAt), latency]);
       }
       inFlight.delete(running);
     });
@@ -108,6 +114,7 @@ export async function runOpenLoop(options: {
     targetPerSecond: options.perSecond,
     skipped,
     startLagsMs: startLags,
+    timeline,
   };
 }
 

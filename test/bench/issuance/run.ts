@@ -1,8 +1,10 @@
+import { execFileSync } from "node:child_process";
 import { freemem, loadavg, totalmem } from "node:os";
+import { fileURLToPath } from "node:url";
 import { coreCount } from "../system-load.js";
 import { type BackendResult, HALF_LOAD_FRACTION, runBackendSuite } from "./backend-suite.js";
 import { HelpRequested, type IssuanceOptions, parseIssuanceOptions, USAGE } from "./issuance-options.js";
-import { brokerPathTable, halfLoadTable, memoryTable, profileTable, rssSeries, targetVerdicts, throughputTable } from "./issuance-report.js";
+import { brokerPathTable, cpuProfileTables, halfLoadTable, halfLoadTail, memoryTable, profileTable, memorySeries, targetVerdicts, throughputTable } from "./issuance-report.js";
 
 /**
  * Access-token issuance benchmark: POST /v1/token of a broker process driven over
@@ -36,21 +38,29 @@ async function main(argv: string[]): Promise<number> {
     console.log(`${result.backend}: ${result.serverVersion}`);
   }
   console.log(`\nThroughput and latency, closed loop\n\n${throughputTable(results)}`);
-  console.log(`\nOpen loop at ${HALF_LOAD_FRACTION * 100}% of the peak throughput\n\n${halfLoadTable(results)}`);
-  console.log(`\nIn-process broker path at the peak concurrency, no HTTP\n\n${brokerPathTable(results)}`);
+  console.log(`\nOpen loop at ${HALF_LOAD_FRACTION * 100}% of the peak throughput\n\n${halfLoadTable(results)}\n`);
+  for (const result of results) {
+    console.log(halfLoadTail(result));
+  }
+  console.log(`\nIn-process broker path (authenticateClientAssertion, then issueAccessToken), no HTTP\n\n${brokerPathTable(results)}`);
   console.log(`\nCPU use and PostgreSQL backend states per run\n\n${profileTable(results)}`);
   const memoryResults = results.filter((result) => result.memory !== undefined);
   if (memoryResults.length > 0) {
     console.log(`\nBroker RSS over the long run\n\n${memoryTable(memoryResults)}`);
     for (const result of memoryResults) {
-      console.log(`\n${result.backend}: ${rssSeries(result.memory!)}`);
+      console.log(`\n${result.backend}: ${memorySeries(result.memory!)}`);
+    }
+  }
+  for (const result of results) {
+    if (result.cpuProfile) {
+      console.log(`\n${cpuProfileTables(result.backend, result.cpuProfile)}`);
     }
   }
   console.log(`\n${targetVerdicts(results).join("\n")}`);
 
   let failed = false;
   for (const result of results) {
-    const runs = [...result.http, result.halfLoad, result.brokerPath, ...result.baseline];
+    const runs = [...result.http, result.halfLoad, ...result.brokerPath, ...result.baseline];
     const failures = runs.reduce((sum, run) => sum + run.loop.failed, 0) + (result.memory?.loop.failed ?? 0);
     const messages = [...new Set([...runs.map((run) => run.loop), ...(result.memory ? [result.memory.loop] : [])].flatMap((loop) => loop.failureMessages))];
     if (failures > 0) {
@@ -71,6 +81,7 @@ function describeRun(options: IssuanceOptions): string {
     `machine: ${coreCount()} cores, ${gib(totalmem())} GiB memory (${gib(freemem())} GiB free), Node.js ${process.version}, ${process.platform}/${process.arch}`,
     // Other work on the machine skews every figure; the load average and the "other cores" column show whether there was any.
     `load average at start (1, 5, 15 min): ${formatLoad()}`,
+    `broker code: ${describeBrokerCode()}`,
     `backends: ${options.backends.join(", ")}; concurrency ${options.concurrencies.join(", ")}; ${options.seconds} s per case after ${options.warmupSeconds} s warm-up; open loop ${options.halfLoadSeconds} s`,
     options.memoryBackend
       ? `long run: ${options.memoryBackend}, up to ${options.memoryTokens} tokens or ${options.memorySeconds} s`
@@ -78,6 +89,25 @@ function describeRun(options: IssuanceOptions): string {
     options.idleWaitSeconds > 0 ? `idle wait: up to ${options.idleWaitSeconds} s before each timed run` : "idle wait: off",
     "client assertions: signed before each timed run (ES256, new jti each); the 'signed on demand' column counts any signed during a run",
   ].join("\n");
+}
+
+/**
+ * Names the commit of the measured broker code and any uncommitted changes to it, since the
+ * figures hold only for that code. Returns "unknown" where git or the repository is missing.
+ */
+function describeBrokerCode(): string {
+  const root = fileURLToPath(new URL(import.meta.url.includes("/dist/test/") ? "../../../../" : "../../../", import.meta.url));
+  try {
+    const git = (...args: string[]) => execFileSync("git", args, { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    const commit = git("rev-parse", "--short", "HEAD").trim();
+    const changed = git("status", "--porcelain", "--", "broker", "migrations")
+      .split("\n")
+      .filter((line) => line.length > 0)
+      .map((line) => line.slice(3));
+    return changed.length === 0 ? `commit ${commit}, no uncommitted changes` : `commit ${commit} with uncommitted changes to ${changed.join(", ")}`;
+  } catch {
+    return "unknown (not a git checkout, or git is missing)";
+  }
 }
 
 function formatLoad(): string {

@@ -17,7 +17,7 @@ export interface TokenClient {
 /**
  * Builds a client that posts `grant_type=client_credentials` with a client assertion to
  * `<address>/v1/token` over at most `maxSockets` keep-alive connections (node:http Agent).
- * The response body is read in full but not parsed, to keep the client's CPU use small;
+ * The response body is read in full but not parsed, which keeps the client's CPU use small.
  * `checkFirstToken` confirms once that a 200 carries a token.
  */
 export function createTokenClient(address: string, maxSockets: number): TokenClient {
