@@ -16,11 +16,11 @@ interface PooledAssertion {
 }
 
 /**
- * RFC 7523 client assertions for one workload, signed before a timed run so that ES256
- * signing in the benchmark process does not take CPU from the broker on a small machine
- * (jose 6 took about 80 µs per ES256 signature on the 2-core test machine). Each assertion has
- * a new `jti` and is handed out once. When the pool is empty, `take` signs on demand and
- * counts it in `signedOnDemand`, which the report shows.
+ * RFC 7523 client assertions for one workload, signed before a timed run. Signing during the
+ * run would take CPU from the broker on a small machine: jose 6 took about 80 µs per ES256
+ * signature on the 2-core test machine. Each assertion has a new `jti` and is handed out
+ * once. When the pool is empty, `take` signs on demand and counts it in `signedOnDemand`,
+ * which the report shows.
  */
 export class AssertionPool {
   /** Signed assertions in signing order; those before `next` were handed out. */

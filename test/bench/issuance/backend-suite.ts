@@ -43,6 +43,7 @@ export interface MeasuredRun<Result extends LoopResult = LoopResult> {
   signedOnDemand: number;
 }
 
+/** A run of the in-process broker path, with the time of each of its stages. */
 export type BrokerPathRun = MeasuredRun & { stages: StageTimes };
 
 /** Everything measured on one backend. */
@@ -64,7 +65,7 @@ export interface BackendResult {
   cpuProfile: ProfileSummary | undefined;
 }
 
-/** Log progress to standard error, so that standard output holds only the report. */
+/** Logs progress to standard error, so that standard output contains only the report. */
 export function progress(message: string): void {
   console.error(`  ${message}`);
 }

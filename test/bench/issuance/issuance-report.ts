@@ -30,7 +30,9 @@ const RSS_SERIES_STEP_SECONDS = 15;
 const ms = (value: number) => (Number.isNaN(value) ? "n/a" : value.toFixed(2));
 const rate = (value: number) => Math.round(value).toString();
 const cores = (value: number | undefined) => (value === undefined ? "n/a" : value.toFixed(2));
-const mib = (bytes: number | undefined) => (bytes === undefined ? "n/a" : (bytes / 2 ** 20).toFixed(1));
+const mib = (bytes: number | undefined) => (bytes === undefined || Number.isNaN(bytes) ? "n/a" : (bytes / 2 ** 20).toFixed(1));
+const perMinute = (bytesPerSecond: number) => (Number.isNaN(bytesPerSecond) ? "n/a" : ((bytesPerSecond * 60) / 2 ** 20).toFixed(2));
+const perToken = (bytesPerToken: number) => (Number.isNaN(bytesPerToken) ? "n/a" : bytesPerToken.toFixed(1));
 
 function p50(run: MeasuredRun): number {
   return percentile(run.loop.latenciesMs, 0.5);
@@ -194,9 +196,9 @@ export function memoryTable(results: BackendResult[]): string {
       mib(memory.startBytes),
       mib(memory.peakBytes),
       mib(memory.endBytes),
-      ((memory.secondHalfBytesPerSecond * 60) / 2 ** 20).toFixed(2),
-      memory.secondHalfBytesPerToken.toFixed(1),
-      memory.afterWarmupBytesPerToken.toFixed(1),
+      perMinute(memory.secondHalfBytesPerSecond),
+      perToken(memory.secondHalfBytesPerToken),
+      perToken(memory.afterWarmupBytesPerToken),
     ]);
   return table(
     [
@@ -236,19 +238,19 @@ export function memorySeries(memory: MemoryRun): string {
 
 /** Formats [elapsed seconds, bytes] points as MiB, one every RSS_SERIES_STEP_SECONDS and the last. */
 function series(points: [number, number][]): string {
-  const shown: string[] = [];
+  const shownPoints: string[] = [];
   let next = 0;
   let lastShownSecond = Number.NaN;
   points.forEach(([seconds, bytes], index) => {
     const second = Math.round(seconds);
     const due = seconds >= next || index === points.length - 1;
     if (due && second !== lastShownSecond) {
-      shown.push(`${second} s: ${mib(bytes)}`);
+      shownPoints.push(`${second} s: ${mib(bytes)}`);
       lastShownSecond = second;
       next = Math.floor(seconds / RSS_SERIES_STEP_SECONDS + 1) * RSS_SERIES_STEP_SECONDS;
     }
   });
-  return shown.join(", ");
+  return shownPoints.join(", ");
 }
 
 /** Judges each PostgreSQL target and returns one line per target, with the figures behind the verdict. */
@@ -281,7 +283,9 @@ export function targetVerdicts(results: BackendResult[]): string[] {
     const secondHalfFlat = secondHalfGrowth < TARGETS.maxGrowthPer100kTokens;
     const afterWarmupFlat = afterWarmupGrowth < TARGETS.maxGrowthPer100kTokens;
     let verdict = "MISSED";
-    if (secondHalfFlat !== afterWarmupFlat) {
+    if (Number.isNaN(secondHalfGrowth) || Number.isNaN(afterWarmupGrowth)) {
+      verdict = "INCONCLUSIVE (the run was too short for both slopes)";
+    } else if (secondHalfFlat !== afterWarmupFlat) {
       verdict = "INCONCLUSIVE";
     } else if (secondHalfFlat) {
       verdict = memory.loop.completed >= TARGETS.memoryTokens ? "MET" : "FLAT, BUT SHORT";

@@ -3,7 +3,7 @@ import { type LoopResult, type Operation, runClosedLoop } from "./load-loops.js"
 
 /** Interval between RSS samples of the broker process, in milliseconds. */
 const RSS_SAMPLE_INTERVAL_MS = 1000;
-/** Interval between reads of the broker's /metrics, in milliseconds; each read costs the broker a few milliseconds of CPU. */
+/** Interval between reads of the broker's /metrics, in milliseconds. Each read collects every default metric, so it runs less often than the RSS reads. */
 const METRICS_SAMPLE_INTERVAL_MS = 5000;
 /** Start of the long run left out of the whole-run slope, in seconds: the broker's heap grows to its working size then. */
 export const MEMORY_WARMUP_SECONDS = 15;
@@ -40,7 +40,7 @@ export interface MemoryRun {
   secondHalfBytesPerSecond: number;
   /** The same slope against tokens issued, in bytes per token. */
   secondHalfBytesPerToken: number;
-  /** Theil-Sen slope of RSS against tokens from MEMORY_WARMUP_SECONDS to the end, in bytes per token. */
+  /** Theil-Sen slope of RSS against tokens from MEMORY_WARMUP_SECONDS to the end, in bytes per token; NaN for a shorter run. */
   afterWarmupBytesPerToken: number;
 }
 
@@ -135,7 +135,7 @@ async function readHeapMetrics(metricsUrl: string): Promise<Omit<HeapSample, "el
 /**
  * Theil-Sen slope of y over x: the median of the slopes between every pair of points. One
  * garbage collection that returns memory to the system moves a least-squares fit a lot, but
- * the median barely.
+ * the median barely. Returns NaN for fewer than two distinct x values.
  */
 function slope(points: [number, number][]): number {
   const slopes: number[] = [];
@@ -149,5 +149,5 @@ function slope(points: [number, number][]): number {
     }
   }
   slopes.sort((left, right) => left - right);
-  return slopes.length === 0 ? 0 : slopes[Math.floor(slopes.length / 2)]!;
+  return slopes.length === 0 ? Number.NaN : slopes[Math.floor(slopes.length / 2)]!;
 }

@@ -4,7 +4,17 @@ import { fileURLToPath } from "node:url";
 import { coreCount } from "../system-load.js";
 import { type BackendResult, HALF_LOAD_FRACTION, runBackendSuite } from "./backend-suite.js";
 import { HelpRequested, type IssuanceOptions, parseIssuanceOptions, USAGE } from "./issuance-options.js";
-import { brokerPathTable, cpuProfileTables, halfLoadTable, halfLoadTail, memoryTable, profileTable, memorySeries, targetVerdicts, throughputTable } from "./issuance-report.js";
+import {
+  brokerPathTable,
+  cpuProfileTables,
+  halfLoadTable,
+  halfLoadTail,
+  memorySeries,
+  memoryTable,
+  profileTable,
+  targetVerdicts,
+  throughputTable,
+} from "./issuance-report.js";
 
 /**
  * Access-token issuance benchmark: POST /v1/token of a broker process driven over
@@ -68,7 +78,7 @@ async function main(argv: string[]): Promise<number> {
       console.log(`\n${result.backend}: ${failures} requests failed: ${messages.join("; ")}`);
     }
     if (result.brokerErrors.length > 0) {
-      console.log(`\n${result.backend}: the broker logged ${result.brokerErrors.length} error lines; the first: ${result.brokerErrors[0]}`);
+      console.log(`\n${result.backend}: the broker logged ${result.brokerErrors.length} lines at level error or fatal. The first was: ${result.brokerErrors[0]}`);
     }
   }
   return failed ? 1 : 0;
