@@ -1,4 +1,4 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { recordAuditEvents } from "../audit/audit-writer.js";
 import { authenticateOperatorToken } from "../auth/operator-tokens.js";
 import { type Role, roleAllows } from "../auth/roles.js";
@@ -8,14 +8,18 @@ import { type AppEnv, requestContext } from "./request-context.js";
 
 const BEARER_PATTERN = /^Bearer ([^\s]+)$/i;
 
+/** Returns the token of an `Authorization: Bearer <token>` header, or undefined. */
+export function bearerToken(c: Context): string | undefined {
+  return BEARER_PATTERN.exec(c.req.header("authorization") ?? "")?.[1];
+}
+
 /**
  * Authenticates the operator token on every request it guards. A refused request writes
- * an audit event with the reason (never the token) and answers 401.
+ * an audit event with the reason (never the token) and gets 401.
  */
 export function authenticateOperator(deps: BrokerDeps): MiddlewareHandler<AppEnv> {
   return async function authenticateOperatorMiddleware(c, next) {
-    const header = c.req.header("authorization");
-    const bearer = header ? BEARER_PATTERN.exec(header)?.[1] : undefined;
+    const bearer = bearerToken(c);
 
     const result = bearer
       ? await authenticateOperatorToken(deps.db, deps.clock, bearer)

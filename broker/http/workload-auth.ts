@@ -9,10 +9,9 @@ import type { BrokerDeps } from "../deps.js";
 import { BrokerError } from "../errors.js";
 import { leaseStatus } from "../leases/lease-types.js";
 import { verifyOwnAccessToken } from "../tokens/access-token.js";
-import { auditDeps } from "./auth-middleware.js";
+import { auditDeps, bearerToken } from "./auth-middleware.js";
 import { type AppEnv, requestContext, type Workload } from "./request-context.js";
 
-const BEARER_PATTERN = /^Bearer ([^\s]+)$/i;
 const OPERATOR_TOKEN_PREFIX = "sbo_";
 
 /**
@@ -47,10 +46,10 @@ export async function liveLeaseForJti(db: Db, jti: string, now: Date) {
   return lease && leaseStatus(lease, now) === "active" ? lease : undefined;
 }
 
-/** Accepts an operator token or a workload's access token; refusals are audited and answer 401. */
+/** Accepts an operator token or a workload's access token; a rejected request is audited and gets 401. */
 export function authenticateOperatorOrWorkload(deps: BrokerDeps): MiddlewareHandler<AppEnv> {
   return async function authenticateOperatorOrWorkloadMiddleware(c, next) {
-    const bearer = BEARER_PATTERN.exec(c.req.header("authorization") ?? "")?.[1];
+    const bearer = bearerToken(c);
     if (bearer?.startsWith(OPERATOR_TOKEN_PREFIX)) {
       const result = await authenticateOperatorToken(deps.db, deps.clock, bearer);
       if ("operator" in result) {

@@ -3,7 +3,7 @@ import { auditedTransaction } from "../audit/audit-writer.js";
 import { authenticateOperatorToken, type Operator } from "../auth/operator-tokens.js";
 import { type Role, roleAllows } from "../auth/roles.js";
 import type { BrokerDeps } from "../deps.js";
-import { auditDeps } from "../http/auth-middleware.js";
+import { auditDeps, bearerToken } from "../http/auth-middleware.js";
 import { type AppEnv, requestContext } from "../http/request-context.js";
 import type { BrokerApp } from "../http/route-helpers.js";
 import { liveLeaseForJti } from "../http/workload-auth.js";
@@ -13,9 +13,7 @@ import { authenticateClientAssertion } from "./client-assertion.js";
 import { OAuthError, parseOAuthForm, requireParam } from "./oauth-error.js";
 import { refuse } from "./token-routes.js";
 
-const BEARER_PATTERN = /^Bearer ([^\s]+)$/i;
-
-/** Who calls introspection or revocation: an operator, or a service account by client assertion. */
+/** Caller of introspection or revocation: an operator, or a service account by client assertion. */
 type OAuthCaller = { operator: Operator } | { serviceAccountId: string };
 
 /** `POST /v1/introspect` (RFC 7662) and `POST /v1/revoke` (RFC 7009). */
@@ -46,7 +44,7 @@ export function registerIntrospectionRoutes(app: BrokerApp, deps: BrokerDeps): v
 
 /** An operator token in the Authorization header, or else a client assertion in the form. */
 async function authenticateCaller(deps: BrokerDeps, c: Context<AppEnv>, form: Map<string, string>, role: Role): Promise<OAuthCaller> {
-  const bearer = BEARER_PATTERN.exec(c.req.header("authorization") ?? "")?.[1];
+  const bearer = bearerToken(c);
   if (bearer) {
     const result = await authenticateOperatorToken(deps.db, deps.clock, bearer);
     if (!("operator" in result)) {
@@ -65,7 +63,7 @@ async function authenticateCaller(deps: BrokerDeps, c: Context<AppEnv>, form: Ma
 
 /**
  * RFC 7662 section 2.2: an inactive, expired, superseded, revoked or foreign token is
- * `{"active": false}` and nothing more, so that the answer reveals nothing about it.
+ * `{"active": false}` and nothing more, so that the response reveals nothing about it.
  */
 async function introspect(deps: BrokerDeps, caller: OAuthCaller, token: string): Promise<Record<string, unknown>> {
   const now = deps.clock.now();
@@ -94,7 +92,7 @@ async function introspect(deps: BrokerDeps, caller: OAuthCaller, token: string):
 }
 
 /**
- * RFC 7009 section 2.2: an unknown or invalid token answers 200 as if revoked. A
+ * RFC 7009 section 2.2: an unknown or invalid token gets 200 as if revoked. A
  * service account may revoke only its own tokens (RFC 7009 section 2.1).
  */
 async function revoke(deps: BrokerDeps, c: Context<AppEnv>, caller: OAuthCaller, token: string): Promise<void> {
