@@ -6,7 +6,7 @@ import type { BrokerMetrics } from "./metrics/metrics.js";
 import type { SigningKeyRing } from "./tokens/signing-key-ring.js";
 import type { JwksCache } from "./tokens/subject-token.js";
 
-/** What every service and route needs, built once per process (or per test). */
+/** Dependencies of every service and route, built once per process (or per test). */
 export interface BrokerDeps {
   db: Db;
   clock: Clock;

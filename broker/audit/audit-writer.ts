@@ -4,7 +4,7 @@ import { type Db, type Executor, rowsOf, type Tx } from "../db/database.js";
 import type { AuditEntry, RequestContext } from "./audit-types.js";
 import { canonicalContent } from "./chain.js";
 
-/** What an audited transaction needs: a database and a clock. */
+/** Dependencies of an audited transaction: a database and a clock. */
 export interface AuditDeps {
   db: Db;
   clock: Clock;

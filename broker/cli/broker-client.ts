@@ -74,8 +74,8 @@ async function problemError(response: Response): Promise<CliError> {
   try {
     const problem = JSON.parse(text) as Record<string, unknown>;
     const detail = typeof problem["detail"] === "string" ? problem["detail"] : text;
-    return new CliError(`broker answered ${response.status}: ${detail}`, 1, problem);
+    return new CliError(`broker returned ${response.status}: ${detail}`, 1, problem);
   } catch {
-    return new CliError(`broker answered ${response.status}: ${text.slice(0, 200)}`);
+    return new CliError(`broker returned ${response.status}: ${text.slice(0, 200)}`);
   }
 }

@@ -20,7 +20,7 @@ export interface BrokerConfig {
   signingAlgorithm: "ES256" | "EdDSA" | "RS256";
   /** Global cap on an access token's TTL, in seconds. */
   tokenTtlCap: number;
-  /** Longest life of an access-token lease across renewals, in seconds. */
+  /** Maximum life of an access-token lease across renewals, in seconds. */
   leaseMaxTtl: number;
   /** Tolerated clock difference when checking `iat`, `nbf` and `exp` of incoming JWTs, in seconds. */
   clockSkew: number;

@@ -30,7 +30,7 @@ import { registerTokenRoutes } from "../tokens/token-routes.js";
 /** Incoming request ids are kept when they look like ids; anything else is replaced. */
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 const BODY_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
-/** OAuth endpoints take form-encoded bodies and answer errors in the OAuth shape. */
+/** OAuth endpoints take form-encoded bodies and return errors in the OAuth shape. */
 const OAUTH_FORM_PATHS = /^\/v1\/(token|introspect|revoke)$/;
 /** PostgreSQL SQLSTATE codes that mean the request conflicts with stored data. */
 const UNIQUE_VIOLATION = "23505";

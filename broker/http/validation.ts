@@ -3,7 +3,7 @@ import type { InvalidParam } from "../errors.js";
 
 type Issue = z.core.$ZodIssue;
 
-/** Turns zod issues into named fields with a reason that says how to fix the value. */
+/** Turns zod issues into named fields with a reason that tells how to fix the value. */
 export function toInvalidParams(issues: readonly Issue[], prefix?: string): InvalidParam[] {
   return issues.flatMap((issue) => {
     if (issue.code === "unrecognized_keys") {

@@ -42,7 +42,7 @@ function statusCondition(status: LeaseStatus, now: Date): SQL | undefined {
   return and(isNull(leases.revokedAt), isNull(leases.expiredAt), gt(leases.expiresAt, at));
 }
 
-/** Result of a renewal, in the shape of Vault's `sys/leases/renew` answer. */
+/** Result of a renewal, in the shape of Vault's `sys/leases/renew` response. */
 export interface RenewResult {
   lease_id: string;
   lease_duration: number;
@@ -55,7 +55,7 @@ export interface RenewResult {
 /**
  * Extends a live lease by `increment` seconds from now (the account's token TTL by
  * default), capped by the account's max token TTL, the global cap and the lease's max
- * expiry, and answers with the duration actually granted. An access-token lease gets a
+ * expiry, and returns the duration actually granted. An access-token lease gets a
  * new token for the extended time, signed with `signingKey`, and the previous token stops
  * being active. The caller reads `signingKey` from the key ring before it opens `tx`.
  */

@@ -21,13 +21,13 @@ export function createMetrics(options: { processMetrics: boolean }): BrokerMetri
     registry,
     httpRequests: new Counter({
       name: "broker_http_requests_total",
-      help: "HTTP requests answered, by method, route pattern and status code.",
+      help: "HTTP requests served, by method, route pattern and status code.",
       labelNames: ["method", "route", "status"],
       registers: [registry],
     }),
     httpDuration: new Histogram({
       name: "broker_http_request_duration_seconds",
-      help: "Time to answer an HTTP request, in seconds, by method and route pattern.",
+      help: "Time to serve an HTTP request, in seconds, by method and route pattern.",
       labelNames: ["method", "route"],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],

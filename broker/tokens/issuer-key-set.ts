@@ -72,13 +72,13 @@ export class RemoteKeySet {
       response = await fetch(this.uri, { headers: { accept: "application/json" }, signal: AbortSignal.timeout(JWKS_TIMEOUT_MS) });
     } catch (error) {
       if ((error as Error).name === "TimeoutError") {
-        throw new errors.JWKSTimeout(`JWKS at ${this.uri} did not answer within ${JWKS_TIMEOUT_MS} ms`);
+        throw new errors.JWKSTimeout(`JWKS at ${this.uri} timed out after ${JWKS_TIMEOUT_MS} ms`);
       }
       throw new errors.JOSEError(`JWKS at ${this.uri} could not be fetched`);
     }
     const text = await response.text();
     if (!response.ok || text.length > MAX_JWKS_BYTES) {
-      throw new errors.JOSEError(`JWKS at ${this.uri} answered ${response.status}${text.length > MAX_JWKS_BYTES ? " with a document too large" : ""}`);
+      throw new errors.JOSEError(`JWKS at ${this.uri} returned ${response.status}${text.length > MAX_JWKS_BYTES ? " with a document too large" : ""}`);
     }
     let document: unknown;
     try {

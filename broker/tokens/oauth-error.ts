@@ -36,7 +36,7 @@ export class OAuthError extends Error {
   }
 }
 
-/** Writes the OAuth error response with the no-store headers RFC 6749 section 5.1 asks for. */
+/** Writes the OAuth error response with the no-store headers that RFC 6749 section 5.1 requires. */
 export function oauthErrorResponse(c: Context, error: OAuthError): Response {
   return c.json({ error: error.error, error_description: error.description }, error.status, {
     "Cache-Control": "no-store",

@@ -85,7 +85,7 @@ function parseTtl(value: string | undefined): number | undefined {
 }
 
 /**
- * Answers with the OAuth error shape and records the refusal in the audit log with
+ * Returns the OAuth error response and records the refusal in the audit log with
  * the failed check; the presented token or assertion is never recorded.
  */
 export async function refuse(deps: BrokerDeps, c: Context<AppEnv>, error: unknown, action: string): Promise<Response> {

@@ -10,7 +10,7 @@ import { OAuthError } from "./oauth-error.js";
 export const TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange";
 export const ACCESS_TOKEN_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token";
 
-/** What the token endpoint asks of the issuer once the caller is identified. */
+/** A token request, after the token endpoint has identified the caller. */
 export interface TokenRequest {
   account: ServiceAccountRow;
   grantType: "client_credentials" | typeof TOKEN_EXCHANGE_GRANT;
