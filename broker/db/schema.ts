@@ -1,4 +1,5 @@
 import { sql } from "drizzle-orm";
+import type { GeneratePolicy } from "../../adapters/contract.js";
 import {
   bigint,
   boolean,
@@ -214,6 +215,18 @@ export const leases = pgTable(
     expiredAt: timestamptz("expired_at"),
     sourceAddress: text("source_address"),
     requestId: text("request_id"),
+    /** Credential leases: the secret, the version handed out, the grant that allowed it. */
+    secretId: text("secret_id"),
+    secretVersion: text("secret_version"),
+    grantId: text("grant_id"),
+    adapter: text("adapter"),
+    /** The upstream's own lease or credential id (a PostgreSQL role name, a Vault lease id). */
+    upstreamLeaseId: text("upstream_lease_id"),
+    /** `pending` until the upstream credential is revoked (`done`); `failed` after a failed attempt, retried. */
+    upstreamRevokeState: text("upstream_revoke_state"),
+    upstreamRevokeAttempts: integer("upstream_revoke_attempts").notNull().default(0),
+    upstreamRevokeNextAt: timestamptz("upstream_revoke_next_at"),
+    upstreamRevokeError: text("upstream_revoke_error"),
   },
   (table) => [
     index("leases_account_idx").on(table.serviceAccountId),
@@ -221,6 +234,11 @@ export const leases = pgTable(
     index("leases_parent_idx").on(table.parentLeaseId),
     index("leases_issued_idx").on(table.issuedAt),
     uniqueIndex("leases_token_jti_idx").on(table.tokenJti),
+    index("leases_secret_idx").on(table.secretId, table.secretVersion),
+    index("leases_grant_idx").on(table.grantId),
+    index("leases_upstream_revoke_idx")
+      .on(table.upstreamRevokeNextAt)
+      .where(sql`${table.upstreamRevokeState} in ('pending', 'failed')`),
     index("leases_live_expiry_idx")
       .on(table.expiresAt)
       .where(sql`${table.revokedAt} is null and ${table.expiredAt} is null`),
@@ -239,4 +257,123 @@ export const usedAssertions = pgTable(
     expiresAt: timestamptz("expires_at").notNull(),
   },
   (table) => [primaryKey({ columns: [table.issuer, table.jti] }), index("used_assertions_expiry_idx").on(table.expiresAt)],
+);
+
+/**
+ * Data keys of the local adapter and the fingerprint key, each wrapped (AES-256-GCM)
+ * by a master key. `master_key_id` names the master key that wrapped it, so that a
+ * master-key rotation can re-wrap every row and report what is left.
+ */
+export const dataKeys = pgTable(
+  "data_keys",
+  {
+    id: text("id").primaryKey(),
+    purpose: text("purpose").notNull(),
+    wrappedKey: text("wrapped_key").notNull(),
+    masterKeyId: text("master_key_id").notNull(),
+    status: text("status").notNull(),
+    createdAt: timestamptz("created_at").notNull(),
+    rewrappedAt: timestamptz("rewrapped_at"),
+  },
+  (table) => [
+    check("data_keys_purpose_check", sql`${table.purpose} in ('value', 'fingerprint')`),
+    check("data_keys_status_check", sql`${table.status} in ('active', 'retired')`),
+  ],
+);
+
+/** Rotation policy of a secret; stored now, run by the rotation engine. */
+export interface RotationPolicy {
+  schedule?: string;
+  time_zone?: string;
+  max_age?: number;
+  window?: number;
+  old_leases?: "grace" | "revoke";
+}
+
+
+/** Upstream secrets the broker hands out through an adapter. Values live in versions, sealed, or upstream. */
+export const secrets = pgTable(
+  "secrets",
+  {
+    id: text("id").primaryKey(),
+    name: text("name").notNull(),
+    adapter: text("adapter").notNull(),
+    kind: text("kind").notNull(),
+    owner: text("owner").notNull(),
+    description: text("description"),
+    settings: jsonb("settings").$type<Record<string, unknown>>().notNull(),
+    generate: jsonb("generate").$type<GeneratePolicy>(),
+    rotation: jsonb("rotation").$type<RotationPolicy>(),
+    defaultTtl: integer("default_ttl").notNull(),
+    maxTtl: integer("max_ttl").notNull(),
+    currentVersion: text("current_version"),
+    createdAt: timestamptz("created_at").notNull(),
+    createdBy: text("created_by").notNull(),
+    updatedAt: timestamptz("updated_at").notNull(),
+    deletedAt: timestamptz("deleted_at"),
+    deletedBy: text("deleted_by"),
+  },
+  (table) => [
+    uniqueIndex("secrets_live_name_idx").on(table.name).where(sql`${table.deletedAt} is null`),
+    check("secrets_kind_check", sql`${table.kind} in ('static', 'dynamic')`),
+  ],
+);
+
+/**
+ * Versions of a secret. `version` is the upstream's version id (a counter for the local
+ * adapter and Vault KV, a VersionId for AWS). `sealed_value` holds what the adapter asked
+ * the broker to keep (the local adapter's ciphertext); the fingerprint is HMAC-SHA256
+ * under the broker's fingerprint key, never a plain hash of the value.
+ */
+export const secretVersions = pgTable(
+  "secret_versions",
+  {
+    secretId: text("secret_id")
+      .notNull()
+      .references(() => secrets.id),
+    version: text("version").notNull(),
+    stage: text("stage").notNull(),
+    fingerprint: text("fingerprint"),
+    sealedValue: text("sealed_value"),
+    rotationId: text("rotation_id"),
+    createdAt: timestamptz("created_at").notNull(),
+    createdBy: text("created_by").notNull(),
+    promotedAt: timestamptz("promoted_at"),
+    retiredAt: timestamptz("retired_at"),
+  },
+  (table) => [
+    primaryKey({ columns: [table.secretId, table.version] }),
+    index("secret_versions_fingerprint_idx").on(table.fingerprint),
+    check("secret_versions_stage_check", sql`${table.stage} in ('pending', 'current', 'previous', 'deprecated')`),
+  ],
+);
+
+/** Who may obtain which secret, or an access token for which audience, approved by whom and until when. */
+export const grants = pgTable(
+  "grants",
+  {
+    id: text("id").primaryKey(),
+    serviceAccountId: text("service_account_id")
+      .notNull()
+      .references(() => serviceAccounts.id),
+    secretId: text("secret_id").references(() => secrets.id),
+    audience: text("audience"),
+    scopes: text("scopes").array().notNull(),
+    maxTtl: integer("max_ttl"),
+    notBefore: timestamptz("not_before"),
+    notAfter: timestamptz("not_after"),
+    approvedBy: text("approved_by"),
+    justification: text("justification"),
+    createdAt: timestamptz("created_at").notNull(),
+    createdBy: text("created_by").notNull(),
+    updatedAt: timestamptz("updated_at").notNull(),
+    revokedAt: timestamptz("revoked_at"),
+    revokedBy: text("revoked_by"),
+    revokeReason: text("revoke_reason"),
+  },
+  (table) => [
+    index("grants_account_idx").on(table.serviceAccountId),
+    index("grants_secret_idx").on(table.secretId),
+    check("grants_target_check", sql`(${table.secretId} is null) <> (${table.audience} is null)`),
+  ],
 );

@@ -1,0 +1,131 @@
+/**
+ * The contract between the broker and an upstream secret store. Every adapter (local,
+ * postgres, vault, aws-secrets-manager) implements `SecretAdapter`. An adapter never
+ * sees the broker's database: the broker passes in what it stored and keeps what the
+ * adapter returns. Each call gets an AbortSignal that fires at its timeout; an adapter
+ * passes it on to its client where the client supports it, and the broker gives up on
+ * the call when it fires either way.
+ */
+
+export type SecretKind = "static" | "dynamic";
+
+/** Field names to string values, as handed to the workload in `data`. */
+export type SecretData = Record<string, string>;
+
+/** How an adapter that generates values (the local adapter, rotations) makes a new one. */
+export interface GeneratePolicy {
+  /** Characters in the value. */
+  length: number;
+  /** Character classes drawn from: `lower`, `upper`, `digits`, `symbols`; each appears at least once. */
+  classes: ("lower" | "upper" | "digits" | "symbols")[];
+  /** Field of `data` that holds the generated value. */
+  field: string;
+}
+
+/** The secret a call is about, with its adapter settings as `parseSettings` returned them. */
+export interface SecretRef {
+  id: string;
+  name: string;
+  kind: SecretKind;
+  settings: Record<string, unknown>;
+  /** The secret's generation policy, when it has one. */
+  generate: GeneratePolicy | null;
+}
+
+/** A stored version, as the broker keeps it. */
+export interface VersionRef {
+  /** The upstream's version id: a counter for the local adapter and Vault KV, a VersionId for AWS. */
+  version: string;
+  /** What the adapter asked the broker to keep for this version (the local adapter's ciphertext), or null. */
+  sealedValue: string | null;
+}
+
+/** Per-call context. */
+export interface AdapterCall {
+  secret: SecretRef;
+  /** Fires when the call's timeout passes or the broker shuts down. */
+  signal: AbortSignal;
+  /**
+   * Reads the current value of another secret kept by the local adapter, by name, such
+   * as the admin password a PostgreSQL secret's settings refer to.
+   */
+  readLocalSecret(name: string): Promise<SecretData>;
+}
+
+export interface IssueRequest {
+  /** The broker's lease id for this credential; adapters may use it to label upstream objects. */
+  leaseId: string;
+  /** When the broker's lease expires; a dynamic credential should not outlive it. */
+  expiresAt: Date;
+  /** The current version of a static secret; null for a dynamic secret without versions. */
+  current: VersionRef | null;
+}
+
+export interface IssuedCredential {
+  data: SecretData;
+  /** The version handed out, when the upstream reports one (static secrets). */
+  version: string | null;
+  /** For a dynamic credential, the upstream id that renew and revoke take (a role name, a Vault lease id). */
+  upstreamLeaseId: string | null;
+  /** An upstream that caps the lifetime (Vault's lease_duration) reports it; the broker takes the earlier expiry. */
+  expiresAt?: Date;
+}
+
+export interface UpstreamLease {
+  upstreamLeaseId: string;
+}
+
+export interface CreatePendingRequest {
+  /**
+   * Idempotency key of the rotation (AWS's ClientRequestToken): a retried call with the
+   * same id must not create a second version.
+   */
+  rotationId: string | null;
+  /** The current version, or null when the secret gets its first version. */
+  current: VersionRef | null;
+  /** A value an operator supplied; without it the adapter generates one from the secret's settings. */
+  value?: SecretData;
+}
+
+export interface PendingVersion extends VersionRef {
+  /** The new value, so that the broker can fingerprint it; never stored by the broker in clear. */
+  data: SecretData;
+}
+
+/**
+ * One upstream. Static secrets use `issue` with the current version and the four
+ * rotation steps; dynamic secrets use `issue`, `renew` and `revoke`.
+ */
+export interface SecretAdapter {
+  /** The name secrets use in their `adapter` field. */
+  readonly name: string;
+  /** The secret kinds this adapter serves. */
+  readonly kinds: readonly SecretKind[];
+
+  /**
+   * Validates and normalizes a secret's settings when the secret is created or updated.
+   * Throws `InvalidAdapterSettings` naming each bad setting. Never connects upstream.
+   */
+  parseSettings(kind: SecretKind, settings: unknown): Record<string, unknown>;
+
+  /** Hands out a credential: the current value of a static secret, or a new dynamic credential. */
+  issue(call: AdapterCall, request: IssueRequest): Promise<IssuedCredential>;
+  /** Moves a dynamic credential's upstream expiry to `expiresAt`. */
+  renew(call: AdapterCall, lease: UpstreamLease, expiresAt: Date): Promise<void>;
+  /** Ends a dynamic credential upstream. A credential that is already gone counts as revoked. */
+  revoke(call: AdapterCall, lease: UpstreamLease): Promise<void>;
+
+  /** Rotation step 1: creates the pending version (generated, or `request.value`), not yet in use. */
+  createPending(call: AdapterCall, request: CreatePendingRequest): Promise<PendingVersion>;
+  /** Rotation step 2: makes the upstream system accept the pending value (e.g. ALTER ROLE ... PASSWORD). */
+  setPending(call: AdapterCall, pending: VersionRef): Promise<void>;
+  /** Rotation step 3: proves the pending value works (reads it back, logs in with it). */
+  testPending(call: AdapterCall, pending: VersionRef): Promise<void>;
+  /** Rotation step 4: promotes the pending version upstream, where the upstream has stages. */
+  finishPending(call: AdapterCall, pending: VersionRef, previous: VersionRef | null): Promise<void>;
+  /** Rollback: discards a pending version upstream where the upstream allows it. */
+  discardPending(call: AdapterCall, pending: VersionRef): Promise<void>;
+
+  /** Releases connections and timers; called once at broker shutdown. */
+  close(): Promise<void>;
+}
