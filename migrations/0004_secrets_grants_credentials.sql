@@ -78,6 +78,7 @@ ALTER TABLE "leases" ADD COLUMN "upstream_revoke_error" text;--> statement-break
 ALTER TABLE "grants" ADD CONSTRAINT "grants_service_account_id_service_accounts_id_fk" FOREIGN KEY ("service_account_id") REFERENCES "public"."service_accounts"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "grants" ADD CONSTRAINT "grants_secret_id_secrets_id_fk" FOREIGN KEY ("secret_id") REFERENCES "public"."secrets"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "secret_versions" ADD CONSTRAINT "secret_versions_secret_id_secrets_id_fk" FOREIGN KEY ("secret_id") REFERENCES "public"."secrets"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
+CREATE UNIQUE INDEX "data_keys_active_purpose_idx" ON "data_keys" USING btree ("purpose") WHERE "data_keys"."status" = 'active';--> statement-breakpoint
 CREATE INDEX "grants_account_idx" ON "grants" USING btree ("service_account_id");--> statement-breakpoint
 CREATE INDEX "grants_secret_idx" ON "grants" USING btree ("secret_id");--> statement-breakpoint
 CREATE INDEX "secret_versions_fingerprint_idx" ON "secret_versions" USING btree ("fingerprint");--> statement-breakpoint

@@ -276,6 +276,7 @@ export const dataKeys = pgTable(
     rewrappedAt: timestamptz("rewrapped_at"),
   },
   (table) => [
+    uniqueIndex("data_keys_active_purpose_idx").on(table.purpose).where(sql`${table.status} = 'active'`),
     check("data_keys_purpose_check", sql`${table.purpose} in ('value', 'fingerprint')`),
     check("data_keys_status_check", sql`${table.status} in ('active', 'retired')`),
   ],
