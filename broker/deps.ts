@@ -1,8 +1,11 @@
 import type { BrokerConfig } from "./config/config.js";
 import type { Clock } from "./config/clock.js";
+import type { DataKeyRing } from "./crypto/data-key-ring.js";
+import type { MasterKeyRing } from "./crypto/master-key-ring.js";
 import type { Db } from "./db/database.js";
 import type { Logger } from "./logging/logger.js";
 import type { BrokerMetrics } from "./metrics/metrics.js";
+import type { AdapterRegistry } from "./secrets/adapter-registry.js";
 import type { SigningKeyRing } from "./tokens/signing-key-ring.js";
 import type { JwksCache } from "./tokens/subject-token.js";
 
@@ -19,4 +22,10 @@ export interface BrokerDeps {
   keyRing: SigningKeyRing;
   /** Key sets of trusted issuers, cached per process. */
   jwks: JwksCache;
+  /** The upstream adapters, by name. */
+  adapters: AdapterRegistry;
+  /** Master keys that wrap signing keys and data keys: current first, older ones for opening only. */
+  masterKeys: MasterKeyRing;
+  /** Data keys: the local adapter's value sealer and the fingerprint key. */
+  dataKeys: DataKeyRing;
 }

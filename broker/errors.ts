@@ -14,6 +14,14 @@ export type ErrorCode =
   | "invalid_state"
   | "not_initialized"
   | "already_initialized"
+  | "no_grant"
+  | "grant_expired"
+  | "insufficient_scope"
+  | "upstream_unavailable"
+  | "upstream_timeout"
+  | "upstream_not_found"
+  | "upstream_rejected"
+  | "upstream_conflict"
   | "internal";
 
 /** One field that failed validation, in the shape of RFC 9457's `invalid-params` example. */
@@ -73,4 +81,47 @@ function describeInvalidParams(params: InvalidParam[]): string {
     return "request is invalid";
   }
   return params.map((param) => `${param.name}: ${param.reason}`).join("; ");
+}
+
+/** A workload asked for a credential that no grant of its service account allows. */
+export class NoGrant extends BrokerError {
+  override name = "NoGrant";
+
+  constructor(message: string) {
+    super("no_grant", message);
+  }
+}
+
+/** Every grant that would allow the credential is outside its validity window. */
+export class GrantExpired extends BrokerError {
+  override name = "GrantExpired";
+
+  constructor(message: string) {
+    super("grant_expired", message);
+  }
+}
+
+/** A grant allows the credential, but the access token lacks a scope the grant requires. */
+export class InsufficientScope extends BrokerError {
+  override name = "InsufficientScope";
+
+  constructor(message: string) {
+    super("insufficient_scope", message);
+  }
+}
+
+export type UpstreamErrorCode = Extract<ErrorCode, `upstream_${string}`>;
+
+/** An adapter call failed; `retryable` says whether the same request may succeed later. */
+export class UpstreamFailed extends BrokerError {
+  override name = "UpstreamFailed";
+
+  constructor(
+    code: UpstreamErrorCode,
+    message: string,
+    readonly retryable: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, [], options);
+  }
 }

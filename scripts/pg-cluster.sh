@@ -7,9 +7,11 @@
 #   scripts/pg-cluster.sh stop [PORT | URL]           stop the cluster on that port and delete its files
 #   scripts/pg-cluster.sh url [PORT]                  print the DATABASE_URL of a running cluster
 #
-# The cluster lives in a new mktemp directory, listens on 127.0.0.1 only, trusts every
-# local connection (user postgres, no password) and is meant to be thrown away: never
-# point it at data you want to keep. Without --port, start takes the first free port
+# The cluster lives in a new mktemp directory, listens on 127.0.0.1 only and is meant to
+# be thrown away: never point it at data you want to keep. TCP logins use password
+# authentication (scram-sha-256), so that passwords and VALID UNTIL are checked as on a
+# production server; the superuser postgres gets a random password, which the printed
+# DATABASE_URL carries. Unix-socket logins from the cluster's own directory are trusted. Without --port, start takes the first free port
 # from 55433 upwards. --no-fsync turns off fsync and synchronous_commit, which speeds up
 # tests but makes numbers from the benchmark meaningless.
 #
@@ -98,8 +100,11 @@ as_cluster_owner() {
   fi
 }
 
+# Prints the DATABASE_URL of the cluster on port $1, with its superuser password.
 cluster_url() {
-  echo "postgres://postgres@127.0.0.1:$1/postgres"
+  local cluster_dir
+  cluster_dir=$(cat "$(state_file "$1")")
+  echo "postgres://postgres:$(cat "$cluster_dir/password")@127.0.0.1:$1/postgres"
 }
 
 cmd_start() {
@@ -151,8 +156,15 @@ cmd_start() {
     settings+=(-c fsync=off -c synchronous_commit=off -c full_page_writes=off)
   fi
 
+  # Hex, so that the password needs no escaping in the URL.
+  (umask 077 && od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$cluster_dir/password")
+  if [[ $EUID -eq 0 ]]; then
+    chown postgres: "$cluster_dir/password"
+  fi
+
   log "initializing a cluster in $cluster_dir with $bin_dir/initdb"
-  if ! as_cluster_owner "$bin_dir/initdb" -D "$cluster_dir/data" -U postgres --auth=trust \
+  if ! as_cluster_owner "$bin_dir/initdb" -D "$cluster_dir/data" -U postgres --auth-local=trust \
+    --auth-host=scram-sha-256 --pwfile="$cluster_dir/password" \
     --encoding=UTF8 --no-locale >"$cluster_dir/initdb.log" 2>&1; then
     cat "$cluster_dir/initdb.log" >&2
     remove_cluster "$port" "$cluster_dir"

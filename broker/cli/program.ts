@@ -2,8 +2,10 @@ import { Command } from "commander";
 import { addImportCommand } from "./commands/import-command.js";
 import { addLeaseCommands } from "./commands/lease-commands.js";
 import { addLocalCommands } from "./commands/local-commands.js";
+import { addMasterKeyCommands } from "./commands/master-key-commands.js";
 import { addOperatorCommands } from "./commands/operator-commands.js";
 import { addRegisterCommands } from "./commands/register-commands.js";
+import { addSecretCommands } from "./commands/secret-commands.js";
 import { addSigningKeyCommands } from "./commands/signing-key-commands.js";
 
 export function buildProgram(): Command {
@@ -22,6 +24,8 @@ export function buildProgram(): Command {
   addOperatorCommands(program);
   addImportCommand(program);
   addSigningKeyCommands(program);
+  addMasterKeyCommands(program);
   addLeaseCommands(program);
+  addSecretCommands(program);
   return program;
 }

@@ -30,6 +30,8 @@ export interface BrokerConfig {
   maxSubjectTokenAge: number;
   /** Cron expression of the lease expiry sweep (croner syntax, seconds field allowed). */
   sweepSchedule: string;
+  /** Time an adapter call may take before the broker gives up on it, in milliseconds. */
+  adapterTimeoutMs: number;
 }
 
 /** Access-token TTL cap: 15 minutes by default, 12 hours at most. */
@@ -64,6 +66,7 @@ const environmentSchema = z.object({
   BROKER_CLOCK_SKEW: z.coerce.number().int().min(0).max(300).default(30),
   BROKER_KEY_PUBLISH_DELAY: z.coerce.number().int().min(0).max(86_400).default(600),
   BROKER_MAX_SUBJECT_TOKEN_AGE: z.coerce.number().int().min(60).max(30 * 24 * 3600).default(24 * 3600),
+  BROKER_ADAPTER_TIMEOUT: z.coerce.number().int().min(1).max(300).default(10),
   BROKER_SWEEP_SCHEDULE: z
     .string()
     .min(1)
@@ -72,7 +75,7 @@ const environmentSchema = z.object({
 });
 
 /** Checks a cron expression with the parser of croner, which schedules the sweep. */
-function isCronExpression(value: string): boolean {
+export function isCronExpression(value: string): boolean {
   try {
     new CronPattern(value);
     return true;
@@ -116,5 +119,6 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Broker
     keyPublishDelay: values.BROKER_KEY_PUBLISH_DELAY,
     maxSubjectTokenAge: values.BROKER_MAX_SUBJECT_TOKEN_AGE,
     sweepSchedule: values.BROKER_SWEEP_SCHEDULE,
+    adapterTimeoutMs: values.BROKER_ADAPTER_TIMEOUT * 1000,
   };
 }

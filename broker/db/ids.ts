@@ -9,6 +9,8 @@ export const ID_PREFIX = {
   federatedSubject: "fed",
   operatorToken: "tok",
   lease: "lease",
+  secret: "sec",
+  grant: "grt",
 } as const;
 
 export type IdPrefix = (typeof ID_PREFIX)[keyof typeof ID_PREFIX];

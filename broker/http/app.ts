@@ -20,7 +20,11 @@ import { registerSystemRoutes } from "./routes/system-routes.js";
 import { registerTrustRoutes } from "./routes/trust-routes.js";
 import { toInvalidParams } from "./validation.js";
 import { isWorkloadPath } from "./workload-auth.js";
+import { registerCredentialRoutes } from "../credentials/credential-routes.js";
+import { registerGrantRoutes } from "../grants/grant-routes.js";
+import { registerMasterKeyRoutes } from "../crypto/master-key-routes.js";
 import { registerLeaseRoutes } from "../leases/lease-routes.js";
+import { registerSecretRoutes } from "../secrets/secret-routes.js";
 import { registerLineageRoutes } from "../lineage/lineage-routes.js";
 import { registerIntrospectionRoutes } from "../tokens/introspection-routes.js";
 import { registerMetadataRoutes } from "../tokens/metadata-routes.js";
@@ -116,7 +120,11 @@ export function createApp(deps: BrokerDeps): BrokerApp {
   registerIntrospectionRoutes(app, deps);
   registerLeaseRoutes(app, deps);
   registerSigningKeyRoutes(app, deps);
+  registerMasterKeyRoutes(app, deps);
   registerLineageRoutes(app, deps);
+  registerSecretRoutes(app, deps);
+  registerGrantRoutes(app, deps);
+  registerCredentialRoutes(app, deps);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "operatorToken", {
     type: "http",

@@ -69,6 +69,6 @@ export function requireRole(deps: BrokerDeps, required: Role): MiddlewareHandler
   };
 }
 
-export function auditDeps(deps: BrokerDeps) {
+export function auditDeps(deps: Pick<BrokerDeps, "db" | "clock" | "metrics">) {
   return { db: deps.db, clock: deps.clock, onAppended: (count: number) => deps.metrics.auditEvents.inc(count) };
 }

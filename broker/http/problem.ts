@@ -15,8 +15,20 @@ const PROBLEMS: Record<ErrorCode, { status: ContentfulStatusCode; title: string 
   invalid_state: { status: 409, title: "Invalid state for this operation" },
   not_initialized: { status: 503, title: "Broker not initialized" },
   already_initialized: { status: 409, title: "Broker already initialized" },
+  no_grant: { status: 403, title: "No grant allows this credential" },
+  grant_expired: { status: 403, title: "Grant outside its validity window" },
+  insufficient_scope: { status: 403, title: "Access token lacks a scope the grant requires" },
+  upstream_unavailable: { status: 503, title: "Upstream unavailable" },
+  upstream_timeout: { status: 504, title: "Upstream timed out" },
+  upstream_not_found: { status: 502, title: "Upstream has no such secret or credential" },
+  upstream_rejected: { status: 502, title: "Upstream refused the request" },
+  upstream_conflict: { status: 409, title: "Upstream changed concurrently" },
   internal: { status: 500, title: "Internal error" },
 };
+
+/** Seconds a client should wait before retrying a request that failed on an unavailable or slow upstream. */
+export const UPSTREAM_RETRY_AFTER_SECONDS = 5;
+const RETRYABLE_CODES = new Set<ErrorCode>(["upstream_unavailable", "upstream_timeout"]);
 
 /** Stable problem `type` URI for an error code (RFC 9457 section 3.1.1). */
 export function problemType(code: ErrorCode): string {
@@ -45,6 +57,9 @@ export function problemResponse(
   };
   if (invalidParams.length > 0) {
     body["invalid_params"] = invalidParams;
+  }
+  if (RETRYABLE_CODES.has(code)) {
+    c.header("Retry-After", String(UPSTREAM_RETRY_AFTER_SECONDS));
   }
   if (status === 401) {
     c.header("WWW-Authenticate", 'Bearer realm="secrets-broker"');

@@ -1,10 +1,11 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { auditedTransaction, type RecordAudit } from "../audit/audit-writer.js";
+import type { RecordAudit } from "../audit/audit-writer.js";
 import type { Role } from "../auth/roles.js";
 import type { Tx } from "../db/database.js";
 import type { BrokerDeps } from "../deps.js";
-import { auditDeps, requireRole } from "./auth-middleware.js";
+import { revokingTransaction } from "../leases/revoking-transaction.js";
+import { requireRole } from "./auth-middleware.js";
 import { ERROR_RESPONSES } from "./common-schemas.js";
 import { type AppEnv, requestContext } from "./request-context.js";
 import { operatorRoleOrWorkload } from "./workload-auth.js";
@@ -46,11 +47,15 @@ export function operatorRoute<const R extends Omit<RouteConfig, "middleware" | "
   });
 }
 
-/** Runs a change and its audit events in one transaction, attributed to the caller. */
-export function inAuditedTransaction<T>(
+/**
+ * Runs a change and its audit events in one transaction, attributed to the caller; then
+ * revokes upstream the credentials of any lease the change revoked.
+ */
+export async function inAuditedTransaction<T>(
   deps: BrokerDeps,
   c: Context<AppEnv>,
   work: (tx: Tx, record: RecordAudit) => Promise<T>,
 ): Promise<T> {
-  return auditedTransaction(auditDeps(deps), requestContext(c), work);
+  const { result } = await revokingTransaction(deps, requestContext(c), work);
+  return result;
 }

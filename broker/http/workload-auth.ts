@@ -18,7 +18,7 @@ const OPERATOR_TOKEN_PREFIX = "sbo_";
  * Paths where a workload may call with its own access token instead of an operator
  * token, and the OAuth endpoints, which authenticate from the form body.
  */
-export const WORKLOAD_PATHS = [/^\/v1\/(token|introspect|revoke)$/, /^\/v1\/leases\/[^/]+\/(renew|revoke)$/];
+export const WORKLOAD_PATHS = [/^\/v1\/(token|introspect|revoke|credentials)$/, /^\/v1\/leases\/[^/]+\/(renew|revoke)$/];
 
 export function isWorkloadPath(path: string): boolean {
   return WORKLOAD_PATHS.some((pattern) => pattern.test(path));
@@ -88,5 +88,33 @@ export function operatorRoleOrWorkload(deps: BrokerDeps, role: Role): Middleware
       { action: "auth.authorize", outcome: "denied", details: { required_role: role, role: operator?.role ?? null, method: c.req.method, path: c.req.path } },
     ]);
     throw new BrokerError("forbidden", `this request needs the ${role} role; the token has the ${operator?.role ?? "no"} role`);
+  };
+}
+
+/**
+ * Accepts only a workload's live access token. An operator token gets 403: credentials
+ * are issued to service accounts, never to people.
+ */
+export function requireWorkload(deps: BrokerDeps): MiddlewareHandler<AppEnv> {
+  return async function requireWorkloadMiddleware(c, next) {
+    const bearer = bearerToken(c);
+    const workload = bearer && !bearer.startsWith(OPERATOR_TOKEN_PREFIX) ? await authenticateAccessToken(deps, bearer) : undefined;
+    if (workload) {
+      c.set("workload", workload);
+      return next();
+    }
+
+    const reason = !bearer ? "missing" : bearer.startsWith(OPERATOR_TOKEN_PREFIX) ? "operator_token" : "invalid";
+    deps.metrics.authFailures.inc({ reason });
+    await recordAuditEvents(auditDeps(deps), requestContext(c), [
+      { action: "auth.authenticate", outcome: "denied", details: { reason, method: c.req.method, path: c.req.path } },
+    ]);
+    if (reason === "operator_token") {
+      throw new BrokerError("forbidden", "credentials are issued to workloads: send the access token of a service account (POST /v1/token), not an operator token");
+    }
+    throw new BrokerError(
+      "unauthenticated",
+      "send a live access token this broker issued for its own audience (request it without an audience parameter): 'Authorization: Bearer <token>'",
+    );
   };
 }

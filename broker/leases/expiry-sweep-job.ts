@@ -3,6 +3,7 @@ import { ConfigError } from "../config/config.js";
 import type { BrokerDeps } from "../deps.js";
 import { loggableError } from "../logging/logger.js";
 import { ExpirySweepFailed, type SweepOptions, sweepExpiredLeases } from "./expiry-sweep.js";
+import { retryUpstreamRevocations } from "./upstream-revoker.js";
 
 /** A scheduled lease expiry sweep, started by `serve`. */
 export interface ExpirySweepJob {
@@ -13,13 +14,14 @@ export interface ExpirySweepJob {
 }
 
 /**
- * Schedules `sweepExpiredLeases` on `config.sweepSchedule` (croner syntax). Runs never
+ * Schedules `sweepExpiredLeases`, then the retries of due upstream revocations, on
+ * `config.sweepSchedule` (croner syntax). Runs never
  * overlap within a process. A failed run is logged and the next run retries it. The timer
  * is unreferenced, so that the job alone never keeps the process alive. Throws
  * `ConfigError` when the schedule is not a valid cron expression.
  */
 export function startExpirySweep(
-  deps: Pick<BrokerDeps, "db" | "clock" | "log" | "metrics" | "config">,
+  deps: Pick<BrokerDeps, "db" | "clock" | "log" | "metrics" | "config" | "adapters" | "dataKeys">,
   options: Omit<SweepOptions, "signal"> = {},
 ): ExpirySweepJob {
   const log = deps.log.child({ module: "expiry-sweep" });
@@ -31,6 +33,11 @@ export function startExpirySweep(
       await sweepExpiredLeases(deps, { ...options, signal: stopping.signal });
     } catch (error) {
       logFailure(log, error);
+    }
+    try {
+      await retryUpstreamRevocations(deps, stopping.signal);
+    } catch (error) {
+      log.error({ err: loggableError(error) }, "upstream revocation retries failed; the next run tries again");
     }
   }
 

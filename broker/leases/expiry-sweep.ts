@@ -144,7 +144,12 @@ async function expireLeases(tx: Tx, now: Date, limit: number): Promise<string[]>
   if (ids.length > 0) {
     await tx
       .update(leases)
-      .set({ expiredAt: now })
+      .set({
+        expiredAt: now,
+        // An expired dynamic credential is revoked upstream too, as Vault does at lease expiry.
+        upstreamRevokeState: sql`case when ${leases.upstreamLeaseId} is not null and ${leases.upstreamRevokeState} is null then 'pending' else ${leases.upstreamRevokeState} end`,
+        upstreamRevokeNextAt: sql`case when ${leases.upstreamLeaseId} is not null and ${leases.upstreamRevokeState} is null then ${now.toISOString()}::timestamptz else ${leases.upstreamRevokeNextAt} end`,
+      })
       .where(and(inArray(leases.id, ids), isNull(leases.revokedAt), isNull(leases.expiredAt)));
   }
   return ids;

@@ -7,6 +7,7 @@ import { auditDeps } from "../http/auth-middleware.js";
 import { jsonBody, jsonResponse, PageQuery, pageOf } from "../http/common-schemas.js";
 import { type AppEnv, requestContext } from "../http/request-context.js";
 import { type BrokerApp, inAuditedTransaction, operatorRoute } from "../http/route-helpers.js";
+import { revokingTransaction } from "./revoking-transaction.js";
 import { revokeLeases, type RevocationScope } from "./lease-revocation.js";
 import {
   BulkRevokeRequest,
@@ -18,8 +19,11 @@ import {
   RenewResponse,
   RevokeRequest,
 } from "./lease-schemas.js";
-import { findLease, listLeases, renewLease } from "./lease-service.js";
-import { type LeaseRow, toLeaseView } from "./lease-types.js";
+import { localSecretReader } from "../secrets/local-secret-reader.js";
+import { toSecretRef } from "../secrets/secret-views.js";
+import { findSecret } from "../secrets/secrets-service.js";
+import { findLease, listLeases, planRenewal, renewalBounds, renewLease } from "./lease-service.js";
+import { ACCESS_TOKEN_LEASE, type LeaseRow, toLeaseView } from "./lease-types.js";
 
 const LeasePage = z.object({ items: z.array(Lease), next_cursor: z.string().nullable() }).openapi("LeasePage");
 
@@ -42,6 +46,8 @@ export function registerLeaseRoutes(app: BrokerApp, deps: BrokerDeps): void {
         {
           serviceAccountId: query.service_account_id,
           applicationId: query.application_id,
+          secretId: query.secret_id,
+          grantId: query.grant_id,
           status: query.status,
           issuedAfter: query.issued_after ? new Date(query.issued_after) : undefined,
           issuedBefore: query.issued_before ? new Date(query.issued_before) : undefined,
@@ -76,15 +82,11 @@ export function registerLeaseRoutes(app: BrokerApp, deps: BrokerDeps): void {
     }),
     async (c) => {
       const body = c.req.valid("json");
-      const scope: RevocationScope = body.service_account_id
-        ? { serviceAccountId: body.service_account_id }
-        : body.application_id
-          ? { applicationId: body.application_id }
-          : { prefix: body.prefix! };
-      const ids = await inAuditedTransaction(deps, c, (tx, record) =>
+      const scope = bulkScope(body);
+      const { result: ids, upstream } = await revokingTransaction(deps, requestContext(c), (tx, record) =>
         revokeLeases(tx, deps.clock.now(), record, scope, requestContext(c).actor, body.reason ?? null),
       );
-      return c.json({ revoked: ids.length, lease_ids: ids }, 200);
+      return c.json({ revoked: ids.length, lease_ids: ids, upstream }, 200);
     },
   );
 
@@ -100,10 +102,15 @@ export function registerLeaseRoutes(app: BrokerApp, deps: BrokerDeps): void {
     async (c) => {
       const { id } = c.req.valid("param");
       const { increment } = c.req.valid("json") ?? {};
-      await ensureOwnLease(deps, c, id, "lease.renew");
-      const signingKey = await deps.keyRing.activeKey();
+      const lease = await findLease(deps.db, id);
+      await ensureOwnLease(deps, c, lease, "lease.renew");
+      const now = deps.clock.now();
+      const signingKey = lease.kind === ACCESS_TOKEN_LEASE ? await deps.keyRing.activeKey() : undefined;
+      if (lease.upstreamLeaseId) {
+        await renewUpstream(deps, lease, increment, now);
+      }
       const result = await inAuditedTransaction(deps, c, async (tx, record) =>
-        renewLease(deps, tx, record, await findLease(tx, id, true), increment, signingKey),
+        renewLease(deps, tx, record, await findLease(tx, id, true), increment, signingKey, now),
       );
       return c.json(result, 200, { "Cache-Control": "no-store" });
     },
@@ -121,26 +128,42 @@ export function registerLeaseRoutes(app: BrokerApp, deps: BrokerDeps): void {
     async (c) => {
       const { id } = c.req.valid("param");
       const { reason } = c.req.valid("json") ?? {};
-      await ensureOwnLease(deps, c, id, "lease.revoke");
-      const ids = await inAuditedTransaction(deps, c, async (tx, record) => {
+      await ensureOwnLease(deps, c, await findLease(deps.db, id), "lease.revoke");
+      const { result: ids, upstream } = await revokingTransaction(deps, requestContext(c), async (tx, record) => {
         await findLease(tx, id, true);
         return revokeLeases(tx, deps.clock.now(), record, { leaseId: id }, requestContext(c).actor, reason ?? null);
       });
-      return c.json({ revoked: ids.length, lease_ids: ids }, 200);
+      return c.json({ revoked: ids.length, lease_ids: ids, upstream }, 200);
     },
   );
 }
 
+function bulkScope(body: z.infer<typeof BulkRevokeRequest>): RevocationScope {
+  if (body.service_account_id) return { serviceAccountId: body.service_account_id };
+  if (body.application_id) return { applicationId: body.application_id };
+  if (body.secret_id) return body.secret_version ? { secretId: body.secret_id, version: body.secret_version } : { secretId: body.secret_id };
+  return { prefix: body.prefix! };
+}
+
+/**
+ * Moves a dynamic credential's upstream expiry to what the renewal will grant, before
+ * the lease row changes: if the upstream refuses, the lease stays as it was.
+ */
+async function renewUpstream(deps: BrokerDeps, lease: LeaseRow, increment: number | undefined, now: Date): Promise<void> {
+  const plan = planRenewal(lease, await renewalBounds(deps.db, deps, lease), increment, now);
+  const secret = await findSecret(deps.db, lease.secretId!);
+  await deps.adapters.call(lease.adapter!, toSecretRef(secret), "renew", localSecretReader(deps), (adapter, call) =>
+    adapter.renew(call, { upstreamLeaseId: lease.upstreamLeaseId! }, plan.expiresAt),
+  );
+}
+
 /** Refuses, audited, a workload acting on another account's lease. */
-async function ensureOwnLease(deps: BrokerDeps, c: Context<AppEnv>, leaseId: string, action: string): Promise<LeaseRow | undefined> {
+async function ensureOwnLease(deps: BrokerDeps, c: Context<AppEnv>, lease: LeaseRow, action: string): Promise<void> {
   const workload = c.get("workload");
-  if (!workload) {
-    return undefined;
+  if (!workload || lease.serviceAccountId === workload.serviceAccountId) {
+    return;
   }
-  const lease = await findLease(deps.db, leaseId);
-  if (lease.serviceAccountId === workload.serviceAccountId) {
-    return lease;
-  }
+  const leaseId = lease.id;
   await recordAuditEvents(auditDeps(deps), requestContext(c), [
     { action, outcome: "denied", target: leaseId, details: { reason: "lease belongs to another service account", owner: lease.serviceAccountId } },
   ]);

@@ -1,17 +1,20 @@
 import { and, asc, eq, gt, gte, isNotNull, isNull, lt, lte, or, type SQL, sql } from "drizzle-orm";
 import type { RecordAudit } from "../audit/audit-writer.js";
 import type { Executor } from "../db/database.js";
-import { leases, serviceAccounts } from "../db/schema.js";
+import { grants, leases, secrets, serviceAccounts } from "../db/schema.js";
 import type { BrokerDeps } from "../deps.js";
 import { InvalidState, NotFound } from "../errors.js";
+import { grantStatus } from "../grants/grant-types.js";
 import { signAccessToken } from "../tokens/access-token.js";
 import type { ActiveSigningKey } from "../tokens/signing-key-ring.js";
-import { type LeaseRow, type LeaseStatus, leaseStatus } from "./lease-types.js";
+import { ACCESS_TOKEN_LEASE, CREDENTIAL_LEASE, type LeaseRow, type LeaseViewStatus, leaseStatus } from "./lease-types.js";
 
 export interface LeaseFilter {
   serviceAccountId?: string | undefined;
   applicationId?: string | undefined;
-  status?: LeaseStatus | undefined;
+  secretId?: string | undefined;
+  grantId?: string | undefined;
+  status?: LeaseViewStatus | undefined;
   issuedAfter?: Date | undefined;
   issuedBefore?: Date | undefined;
 }
@@ -29,16 +32,21 @@ export async function listLeases(db: Executor, now: Date, filter: LeaseFilter, c
   const conditions: (SQL | undefined)[] = [cursor ? gt(leases.id, cursor) : undefined];
   if (filter.serviceAccountId) conditions.push(eq(leases.serviceAccountId, filter.serviceAccountId));
   if (filter.applicationId) conditions.push(eq(leases.applicationId, filter.applicationId));
+  if (filter.secretId) conditions.push(eq(leases.secretId, filter.secretId));
+  if (filter.grantId) conditions.push(eq(leases.grantId, filter.grantId));
   if (filter.issuedAfter) conditions.push(gte(leases.issuedAt, filter.issuedAfter));
   if (filter.issuedBefore) conditions.push(lt(leases.issuedAt, filter.issuedBefore));
   if (filter.status) conditions.push(statusCondition(filter.status, now));
   return db.select().from(leases).where(and(...conditions)).orderBy(asc(leases.id)).limit(limit);
 }
 
-function statusCondition(status: LeaseStatus, now: Date): SQL | undefined {
+function statusCondition(status: LeaseViewStatus, now: Date): SQL | undefined {
   const at = sql`${now.toISOString()}::timestamptz`;
-  if (status === "revoked") return isNotNull(leases.revokedAt);
-  if (status === "expired") return and(isNull(leases.revokedAt), or(isNotNull(leases.expiredAt), lte(leases.expiresAt, at)));
+  const revokeFailed = sql`${leases.upstreamRevokeState} = 'failed'`;
+  const notRevokeFailed = sql`${leases.upstreamRevokeState} is distinct from 'failed'`;
+  if (status === "revoke_failed") return revokeFailed;
+  if (status === "revoked") return and(isNotNull(leases.revokedAt), notRevokeFailed);
+  if (status === "expired") return and(isNull(leases.revokedAt), or(isNotNull(leases.expiredAt), lte(leases.expiresAt, at)), notRevokeFailed);
   return and(isNull(leases.revokedAt), isNull(leases.expiredAt), gt(leases.expiresAt, at));
 }
 
@@ -50,48 +58,102 @@ export interface RenewResult {
   expires_at: string;
   warnings: string[];
   access_token?: string;
+  /** Credential leases: the version the lease carries and the secret's current one, so that a client notices a rotation. */
+  version?: string | null;
+  current_version?: string | null;
+}
+
+/** Limits of a renewal: the increment used when the request gives none, and the TTL caps of the lease's kind. */
+export interface RenewalBounds {
+  defaultIncrement: number;
+  caps: number[];
+  /** The secret's current version, for credential leases. */
+  currentVersion?: string | null;
+}
+
+/** A renewal worked out for one moment: what was asked, what is granted and until when. */
+export interface RenewalPlan {
+  requested: number;
+  granted: number;
+  expiresAt: Date;
+  warnings: string[];
 }
 
 /**
- * Extends a live lease by `increment` seconds from now (the account's token TTL by
- * default), capped by the account's max token TTL, the global cap and the lease's max
- * expiry, and returns the duration actually granted. An access-token lease gets a
- * new token for the extended time, signed with `signingKey`, and the previous token stops
- * being active. The caller reads `signingKey` from the key ring before it opens `tx`.
+ * Reads the limits of a renewal of `lease`. Throws `InvalidState` when the account is
+ * not active, the secret was deleted, or the grant was revoked or has ended. The caps
+ * of an access-token lease are the account's max token TTL and the global cap. The
+ * caps of a credential lease are the secret's and the grant's max TTL and the
+ * account's max TTL.
  */
-export async function renewLease(
-  deps: BrokerDeps,
-  tx: Executor,
-  record: RecordAudit,
-  lease: LeaseRow,
-  increment: number | undefined,
-  signingKey: ActiveSigningKey,
-): Promise<RenewResult> {
-  const now = deps.clock.now();
+export async function renewalBounds(db: Executor, deps: Pick<BrokerDeps, "config" | "clock">, lease: LeaseRow): Promise<RenewalBounds> {
+  const [account] = await db.select().from(serviceAccounts).where(eq(serviceAccounts.id, lease.serviceAccountId));
+  if (!account || account.status !== "active") {
+    throw new InvalidState(`lease ${lease.id} belongs to service account ${lease.serviceAccountId}, which is ${account?.status ?? "gone"}`);
+  }
+  if (lease.kind !== CREDENTIAL_LEASE) {
+    return { defaultIncrement: account.maxTokenTtl, caps: [account.maxTokenTtl, deps.config.tokenTtlCap] };
+  }
+
+  const [secret] = await db.select().from(secrets).where(eq(secrets.id, lease.secretId!));
+  if (!secret || secret.deletedAt) {
+    throw new InvalidState(`lease ${lease.id} is for secret ${lease.secretId}, which was deleted`);
+  }
+  const [grant] = await db.select().from(grants).where(eq(grants.id, lease.grantId!));
+  const status = grant ? grantStatus(grant, deps.clock.now()) : "revoked";
+  if (status !== "active") {
+    throw new InvalidState(`lease ${lease.id} was issued under grant ${lease.grantId}, which is ${status}; obtain a new credential under a valid grant`);
+  }
+  const caps = [secret.maxTtl, account.maxTokenTtl];
+  if (grant!.maxTtl !== null) caps.push(grant!.maxTtl);
+  return { defaultIncrement: secret.defaultTtl, caps, currentVersion: secret.currentVersion };
+}
+
+/**
+ * Works out a renewal of a live lease by `increment` seconds from `now` (the bounds'
+ * default without one), capped by the bounds and the lease's max expiry. The increment
+ * is advisory, as in Vault: a capped renewal succeeds with a warning.
+ */
+export function planRenewal(lease: LeaseRow, bounds: RenewalBounds, increment: number | undefined, now: Date): RenewalPlan {
   const status = leaseStatus(lease, now);
   if (status !== "active") {
     throw new InvalidState(`lease ${lease.id} is ${status} and cannot be renewed; obtain a new credential`);
-  }
-  const [account] = await tx.select().from(serviceAccounts).where(eq(serviceAccounts.id, lease.serviceAccountId));
-  if (!account || account.status !== "active") {
-    throw new InvalidState(`lease ${lease.id} belongs to service account ${lease.serviceAccountId}, which is ${account?.status ?? "gone"}`);
   }
   const remaining = Math.floor((lease.maxExpiresAt.getTime() - now.getTime()) / 1000);
   if (remaining < 1) {
     throw new InvalidState(`lease ${lease.id} is past its max TTL and cannot be renewed; obtain a new credential`);
   }
 
-  const requested = increment ?? account.maxTokenTtl;
-  const granted = Math.min(requested, account.maxTokenTtl, deps.config.tokenTtlCap, remaining);
+  const requested = increment ?? bounds.defaultIncrement;
+  const granted = Math.min(requested, remaining, ...bounds.caps);
   const warnings =
     granted < requested
       ? [`TTL of ${requested}s exceeded the effective max TTL; capped to ${granted}s (lease max expiry ${lease.maxExpiresAt.toISOString()})`]
       : [];
-  const expiresAt = new Date(now.getTime() + granted * 1000);
+  return { requested, granted, expiresAt: new Date(now.getTime() + granted * 1000), warnings };
+}
+
+/**
+ * Renews a live lease in `tx` (see `planRenewal`). An access-token lease gets a new
+ * token for the extended time, signed with `signingKey`, and the previous token stops
+ * being active. The caller reads `signingKey` from the key ring, and renews an upstream
+ * credential, before it opens `tx`.
+ */
+export async function renewLease(
+  deps: Pick<BrokerDeps, "config" | "clock">,
+  tx: Executor,
+  record: RecordAudit,
+  lease: LeaseRow,
+  increment: number | undefined,
+  signingKey: ActiveSigningKey | undefined,
+  now: Date,
+): Promise<RenewResult> {
+  const bounds = await renewalBounds(tx, deps, lease);
+  const plan = planRenewal(lease, bounds, increment, now);
 
   let accessToken: string | undefined;
   let tokenJti = lease.tokenJti;
-  if (lease.kind === "access_token") {
+  if (lease.kind === ACCESS_TOKEN_LEASE && signingKey) {
     const signed = await signAccessToken(signingKey, {
       issuer: deps.config.issuer,
       serviceAccountId: lease.serviceAccountId,
@@ -99,7 +161,7 @@ export async function renewLease(
       scopes: lease.scopes,
       leaseId: lease.id,
       issuedAt: now,
-      expiresAt,
+      expiresAt: plan.expiresAt,
     });
     accessToken = signed.token;
     tokenJti = signed.jti;
@@ -107,21 +169,22 @@ export async function renewLease(
 
   await tx
     .update(leases)
-    .set({ expiresAt, lastRenewedAt: now, renewCount: lease.renewCount + 1, tokenJti })
+    .set({ expiresAt: plan.expiresAt, lastRenewedAt: now, renewCount: lease.renewCount + 1, tokenJti })
     .where(eq(leases.id, lease.id));
   record({
     action: "lease.renew",
     target: lease.id,
-    details: { service_account_id: lease.serviceAccountId, requested, granted, capped: granted < requested, jti: tokenJti },
+    details: { service_account_id: lease.serviceAccountId, requested: plan.requested, granted: plan.granted, capped: plan.granted < plan.requested, jti: tokenJti },
   });
 
   return {
     lease_id: lease.id,
-    lease_duration: granted,
-    renewable: expiresAt < lease.maxExpiresAt,
-    expires_at: expiresAt.toISOString(),
-    warnings,
+    lease_duration: plan.granted,
+    renewable: plan.expiresAt < lease.maxExpiresAt,
+    expires_at: plan.expiresAt.toISOString(),
+    warnings: plan.warnings,
     ...(accessToken ? { access_token: accessToken } : {}),
+    ...(lease.kind === CREDENTIAL_LEASE ? { version: lease.secretVersion, current_version: bounds.currentVersion ?? null } : {}),
   };
 }
 

@@ -1,12 +1,13 @@
 import { and, asc, eq, gte, lt, type SQL, sql } from "drizzle-orm";
 import type { Executor } from "../db/database.js";
-import { applications, leases, serviceAccounts } from "../db/schema.js";
+import { applications, leases, secrets, secretVersions, serviceAccounts } from "../db/schema.js";
 import { type LeaseStatus, leaseStatus } from "../leases/lease-types.js";
 
 /** Filter of a lineage export. Each field that is set narrows it further. */
 export interface LineageFilter {
   serviceAccountId?: string | undefined;
   applicationId?: string | undefined;
+  secretId?: string | undefined;
   /** With `to`, a half-open window: leases live at any moment in [from, to). */
   from?: Date | undefined;
   to?: Date | undefined;
@@ -27,8 +28,18 @@ export interface LineageRecord {
   /** Business owner of the application. */
   business_owner: string | null;
   grant_type: string;
-  /** Always null until leases record the grant they were issued under. */
+  /** The grant a credential (or an access token for a granted audience) was issued under. */
   grant_id: string | null;
+  secret_id: string | null;
+  secret_name: string | null;
+  /** The secret version the credential carried; null for access tokens and dynamic credentials. */
+  secret_version: string | null;
+  /** Keyed fingerprint of that version's value, never the value. */
+  version_fingerprint: string | null;
+  /** The upstream's id of a dynamic credential, such as a PostgreSQL role name. */
+  upstream_lease_id: string | null;
+  /** pending, done or failed: whether the upstream credential was revoked once the lease ended. */
+  upstream_revoke_state: string | null;
   audience: string | null;
   scopes: string[];
   client_kid: string | null;
@@ -74,11 +85,15 @@ export async function* streamLineage(
         technicalOwner: serviceAccounts.technicalOwner,
         applicationName: applications.name,
         businessOwner: applications.businessOwner,
+        secretName: secrets.name,
+        versionFingerprint: secretVersions.fingerprint,
         cursorIssuedAt: ISSUED_AT_MICROSECONDS,
       })
       .from(leases)
       .innerJoin(serviceAccounts, eq(serviceAccounts.id, leases.serviceAccountId))
       .leftJoin(applications, eq(applications.id, leases.applicationId))
+      .leftJoin(secrets, eq(secrets.id, leases.secretId))
+      .leftJoin(secretVersions, and(eq(secretVersions.secretId, leases.secretId), eq(secretVersions.version, leases.secretVersion)))
       .where(and(...filterConditions(filter), ...afterCursor(cursor)))
       .orderBy(asc(leases.issuedAt), asc(leases.id))
       .limit(pageSize);
@@ -98,6 +113,7 @@ function filterConditions(filter: LineageFilter): SQL[] {
   const conditions: SQL[] = [];
   if (filter.serviceAccountId) conditions.push(eq(leases.serviceAccountId, filter.serviceAccountId));
   if (filter.applicationId) conditions.push(eq(leases.applicationId, filter.applicationId));
+  if (filter.secretId) conditions.push(eq(leases.secretId, filter.secretId));
   if (filter.to) conditions.push(lt(leases.issuedAt, filter.to));
   if (filter.from) {
     // A revoked lease ends when it is revoked, and any other lease at its expiry, past or future.
@@ -140,6 +156,8 @@ interface LineageRow {
   technicalOwner: string;
   applicationName: string | null;
   businessOwner: string | null;
+  secretName: string | null;
+  versionFingerprint: string | null;
   cursorIssuedAt: string;
 }
 
@@ -156,7 +174,13 @@ function toLineageRecord(row: LineageRow, now: Date): LineageRecord {
     application_name: row.applicationName,
     business_owner: row.businessOwner,
     grant_type: lease.grantType,
-    grant_id: null,
+    grant_id: lease.grantId,
+    secret_id: lease.secretId,
+    secret_name: row.secretName,
+    secret_version: lease.secretVersion,
+    version_fingerprint: row.versionFingerprint,
+    upstream_lease_id: lease.upstreamLeaseId,
+    upstream_revoke_state: lease.upstreamRevokeState,
     audience: lease.audience,
     scopes: lease.scopes,
     client_kid: lease.clientKid,

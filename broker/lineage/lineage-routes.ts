@@ -38,6 +38,7 @@ export function registerLineageRoutes(app: BrokerApp, deps: BrokerDeps): void {
       const filter: LineageFilter = {
         serviceAccountId: query.service_account_id,
         applicationId: query.application_id,
+        secretId: query.secret_id,
         from: query.from ? new Date(query.from) : undefined,
         to: query.to ? new Date(query.to) : undefined,
       };

@@ -6,6 +6,7 @@ export const LineageQuery = z
   .strictObject({
     service_account_id: idSchema("sa", "service account").optional(),
     application_id: idSchema("app", "application").optional(),
+    secret_id: idSchema("sec", "secret").optional(),
     from: Rfc3339.optional().openapi({ description: "Only leases still live at or after this time (not revoked or expired by then)." }),
     to: Rfc3339.optional().openapi({ description: "Only leases issued before this time." }),
     format: z
@@ -29,7 +30,13 @@ export const LineageRecordSchema = z
     application_name: z.string().nullable(),
     business_owner: z.string().nullable().openapi({ description: "Business owner of the application." }),
     grant_type: z.string(),
-    grant_id: z.string().nullable().openapi({ description: "The grant the lease was issued under. Always null until leases record grants." }),
+    grant_id: z.string().nullable().openapi({ description: "The grant the lease was issued under; null for an access token within the account's allowed audiences." }),
+    secret_id: z.string().nullable(),
+    secret_name: z.string().nullable(),
+    secret_version: z.string().nullable().openapi({ description: "The secret version the credential carried." }),
+    version_fingerprint: z.string().nullable().openapi({ description: "Keyed fingerprint (HMAC-SHA256) of that version's value." }),
+    upstream_lease_id: z.string().nullable().openapi({ description: "The upstream's id of a dynamic credential, such as a PostgreSQL role name." }),
+    upstream_revoke_state: z.string().nullable().openapi({ description: "pending, done or failed: the revocation of the upstream credential once the lease ended." }),
     audience: z.string().nullable(),
     scopes: z.array(z.string()).openapi({ description: "In CSV, joined with spaces." }),
     client_kid: z.string().nullable().openapi({ description: "Key id of the client assertion (client_credentials)." }),

@@ -10,6 +10,11 @@ export interface BrokerMetrics {
   leasesExpired: Counter;
   /** Live leases in the whole database, refreshed by every expiry sweep tick on every replica. */
   liveLeases: Gauge;
+  adapterCalls: Counter<"adapter" | "operation" | "outcome">;
+  adapterDuration: Histogram<"adapter" | "operation">;
+  upstreamRevocations: Counter<"adapter" | "outcome">;
+  /** Leases whose upstream credential could not be revoked yet, in the whole database, as of the last retry tick. */
+  revokeFailedLeases: Gauge;
 }
 
 export function createMetrics(options: { processMetrics: boolean }): BrokerMetrics {
@@ -51,6 +56,30 @@ export function createMetrics(options: { processMetrics: boolean }): BrokerMetri
     liveLeases: new Gauge({
       name: "broker_leases_live",
       help: "Leases neither revoked nor past their expiry, in the whole database, as of the last expiry sweep tick.",
+      registers: [registry],
+    }),
+    adapterCalls: new Counter({
+      name: "broker_adapter_calls_total",
+      help: "Adapter calls, by adapter, operation and outcome (success or an error code).",
+      labelNames: ["adapter", "operation", "outcome"],
+      registers: [registry],
+    }),
+    adapterDuration: new Histogram({
+      name: "broker_adapter_call_duration_seconds",
+      help: "Time an adapter call took, in seconds, by adapter and operation.",
+      labelNames: ["adapter", "operation"],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    upstreamRevocations: new Counter({
+      name: "broker_upstream_revocations_total",
+      help: "Attempts to revoke an upstream credential, by adapter and outcome.",
+      labelNames: ["adapter", "outcome"],
+      registers: [registry],
+    }),
+    revokeFailedLeases: new Gauge({
+      name: "broker_leases_revoke_failed",
+      help: "Ended leases whose upstream credential is still not revoked after a failed attempt, as of the last retry tick.",
       registers: [registry],
     }),
   };

@@ -16,13 +16,13 @@ export const DEFAULT_TOKEN_TTL_SECONDS = 15 * 60;
 const Name = z
   .string()
   .regex(/^[a-z0-9][a-z0-9._-]{0,127}$/, "must be 1-128 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit");
-const Owner = z.string().trim().min(1, "must not be empty").max(256);
+export const Owner = z.string().trim().min(1, "must not be empty").max(256);
 
 /** RFC 6749 section 3.3 scope-token: printable ASCII except space, '"' and '\'. */
-const ScopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]{1,128}$/, "must be an RFC 6749 scope token: printable ASCII with no space, '\"' or '\\'");
-const Audience = z.string().min(1).max(512);
+export const ScopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]{1,128}$/, "must be an RFC 6749 scope token: printable ASCII with no space, '\"' or '\\'");
+export const Audience = z.string().min(1).max(512);
 
-function uniqueList<T extends z.ZodType>(item: T, max: number) {
+export function uniqueList<T extends z.ZodType>(item: T, max: number) {
   return z
     .array(item)
     .max(max)
@@ -127,7 +127,7 @@ export const ServiceAccount = z
   })
   .openapi("ServiceAccount");
 
-const booleanQuery = z
+export const booleanQuery = z
   .enum(["true", "false"], { message: "must be true or false" })
   .transform((value) => value === "true");
 

@@ -3,7 +3,10 @@ import path from "node:path";
 import type { RequestContext } from "../audit/audit-types.js";
 import { type BrokerConfig, ConfigError } from "../config/config.js";
 import { type Clock, systemClock } from "../config/clock.js";
-import { isOwnerOnly, loadMasterKey, type MasterKey } from "../crypto/master-key.js";
+import { DataKeyRing } from "../crypto/data-key-ring.js";
+import { isOwnerOnly, loadMasterKey } from "../crypto/master-key.js";
+import type { MasterKeyRing } from "../crypto/master-key-ring.js";
+import { describeMissingMasterKeys, masterKeyUsage } from "../crypto/master-key-usage.js";
 import { type Database, openDatabase } from "../db/database.js";
 import { shippedMigrationCount } from "../db/migrations-info.js";
 import type { BrokerDeps } from "../deps.js";
@@ -11,6 +14,7 @@ import { createLogger, type Logger } from "../logging/logger.js";
 import { createMetrics } from "../metrics/metrics.js";
 import { keyRetentionSeconds } from "../tokens/key-rotation.js";
 import { SigningKeyRing } from "../tokens/signing-key-ring.js";
+import { createAdapterRegistry } from "../secrets/builtin-adapters.js";
 import { JwksCache } from "../tokens/subject-token.js";
 import { AlreadyInitialized, initializeBroker, isInitialized } from "../setup/initialize.js";
 
@@ -20,7 +24,6 @@ export const ADMIN_TOKEN_FILE = "admin-token";
 export interface Runtime {
   deps: BrokerDeps;
   database: Database;
-  masterKey: MasterKey;
 }
 
 /** Opens the configured database, applies migrations and loads the master key. */
@@ -34,19 +37,24 @@ export async function openRuntime(
     log.info({ database: database.kind }, "applying database migrations");
     await database.migrate();
     log.info({ database: database.kind }, "database migrations applied");
-    const masterKey = await loadMasterKey(config.masterKey, config.dataDir);
+    const masterKeys = await loadMasterKey(config.masterKey, config.dataDir);
     const clock = options.clock ?? systemClock;
+    const metrics = createMetrics({ processMetrics: options.processMetrics ?? false });
+    const dataKeys = new DataKeyRing({ db: database.db, clock, masterKeys, log, onAppended: (count) => metrics.auditEvents.inc(count) });
     const deps: BrokerDeps = {
       db: database.db,
       clock,
       log,
-      metrics: createMetrics({ processMetrics: options.processMetrics ?? false }),
+      metrics,
       config,
       expectedMigrations: shippedMigrationCount(),
-      keyRing: new SigningKeyRing(database.db, clock, masterKey.key, keyRetentionSeconds(config)),
+      keyRing: new SigningKeyRing(database.db, clock, masterKeys, keyRetentionSeconds(config)),
+      masterKeys,
+      dataKeys,
       jwks: new JwksCache(),
+      adapters: createAdapterRegistry({ config, dataKeys, log, metrics }),
     };
-    return { deps, database, masterKey };
+    return { deps, database };
   } catch (error) {
     await database.close();
     throw error;
@@ -57,16 +65,16 @@ export async function openRuntime(
  * Warns when the master key lives beside the data it protects: fine for a laptop, not
  * for production, where BROKER_MASTER_KEY should come from a secret store.
  */
-export async function warnAboutMasterKeyFile(log: Logger, masterKey: MasterKey): Promise<void> {
-  if (masterKey.source !== "file" || !masterKey.file) {
+export async function warnAboutMasterKeyFile(log: Logger, masterKeys: MasterKeyRing): Promise<void> {
+  if (masterKeys.source !== "file" || !masterKeys.file) {
     return;
   }
   log.warn(
-    { file: masterKey.file, created: masterKey.created },
+    { file: masterKeys.file, created: masterKeys.created, masterKeyId: masterKeys.currentKeyId },
     "master key read from a file in the data directory; set BROKER_MASTER_KEY in production",
   );
-  if (!(await isOwnerOnly(masterKey.file))) {
-    log.warn({ file: masterKey.file }, "master key file is readable by other users; run chmod 600 on it");
+  if (!(await isOwnerOnly(masterKeys.file))) {
+    log.warn({ file: masterKeys.file }, "master key file is readable by other users; run chmod 600 on it");
   }
 }
 
@@ -81,7 +89,7 @@ export async function initializeOnFirstStart(runtime: Runtime): Promise<void> {
   }
   const context: RequestContext = { actor: "system", role: null, requestId: null, sourceAddress: null };
   try {
-    const { adminToken, adminTokenId } = await initializeBroker(deps, runtime.masterKey.key, context, deps.config.signingAlgorithm);
+    const { adminToken, adminTokenId } = await initializeBroker(deps, deps.masterKeys, context, deps.config.signingAlgorithm);
     const file = path.join(deps.config.dataDir, ADMIN_TOKEN_FILE);
     await writeFile(file, `${adminToken}\n`, { mode: 0o600 });
     deps.log.warn({ file, tokenId: adminTokenId }, "broker initialized: the first admin token is in this file; move it to a safe place");
@@ -94,19 +102,26 @@ export async function initializeOnFirstStart(runtime: Runtime): Promise<void> {
 }
 
 /**
- * Fails start-up when the master key cannot open the active signing key, which happens
- * when BROKER_MASTER_KEY differs from the key that initialized the database. Without
- * this check the broker would start and then fail every token request.
+ * Fails start-up when the master keys cannot open the keys stored in the database, which
+ * happens when BROKER_MASTER_KEY (or the key file) lacks a key that wrapped them, such as
+ * the key that initialized the database. Without this check the broker would start and
+ * then fail every token request and every stored value.
  */
-export async function checkMasterKeyOpensSigningKey(runtime: Runtime): Promise<void> {
+export async function checkMasterKeyOpensStoredKeys(runtime: Runtime): Promise<void> {
+  const { deps } = runtime;
   try {
-    await runtime.deps.keyRing.activeKey();
+    const missing = describeMissingMasterKeys(await masterKeyUsage(deps.db, deps.masterKeys), deps.masterKeys);
+    if (missing) {
+      throw new Error(missing);
+    }
+    await deps.keyRing.activeKey();
+    const dataKeyCount = await deps.dataKeys.load();
+    deps.log.info({ masterKeyId: deps.masterKeys.currentKeyId, masterKeyIds: deps.masterKeys.keyIds, dataKeyCount }, "master keys open the stored keys");
   } catch (error) {
     await runtime.database.close();
-    const source = runtime.masterKey.source === "environment" ? "BROKER_MASTER_KEY" : `the master key file ${runtime.masterKey.file}`;
     throw new ConfigError(
-      `${source} cannot open the signing keys in this database (${(error as Error).message}); ` +
-        "start with the master key that initialized it",
+      `${deps.masterKeys.origin} cannot open the keys stored in this database: ${(error as Error).message}; ` +
+        "start with the master key that initialized it, listed after the current key if you are rotating",
     );
   }
 }

@@ -2,7 +2,7 @@ import { serve as serveNode, type ServerType } from "@hono/node-server";
 import type { BrokerConfig } from "../config/config.js";
 import { createApp } from "../http/app.js";
 import { startExpirySweep } from "../leases/expiry-sweep-job.js";
-import { checkMasterKeyOpensSigningKey, initializeOnFirstStart, openRuntime, warnAboutMasterKeyFile } from "./bootstrap.js";
+import { checkMasterKeyOpensStoredKeys, initializeOnFirstStart, openRuntime, warnAboutMasterKeyFile } from "./bootstrap.js";
 
 /**
  * Starts the broker and its lease expiry sweep, and serves until SIGTERM or SIGINT. Then it
@@ -11,9 +11,9 @@ import { checkMasterKeyOpensSigningKey, initializeOnFirstStart, openRuntime, war
 export async function serveBroker(config: BrokerConfig): Promise<void> {
   const runtime = await openRuntime(config, { processMetrics: true });
   const { deps } = runtime;
-  await warnAboutMasterKeyFile(deps.log, runtime.masterKey);
+  await warnAboutMasterKeyFile(deps.log, deps.masterKeys);
   await initializeOnFirstStart(runtime);
-  await checkMasterKeyOpensSigningKey(runtime);
+  await checkMasterKeyOpensStoredKeys(runtime);
   const expirySweep = startExpirySweep(deps);
 
   const app = createApp(deps);
@@ -39,6 +39,7 @@ export async function serveBroker(config: BrokerConfig): Promise<void> {
     await closed;
     clearTimeout(forced);
     await sweepStopped;
+    await deps.adapters.close();
     await runtime.database.close();
     deps.log.info("broker stopped");
     deps.log.flush();

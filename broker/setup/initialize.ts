@@ -2,6 +2,7 @@ import { eq } from "drizzle-orm";
 import { auditedTransaction, type AuditDeps } from "../audit/audit-writer.js";
 import type { RequestContext } from "../audit/audit-types.js";
 import { createOperatorToken } from "../auth/operator-tokens.js";
+import type { MasterKeyRing } from "../crypto/master-key-ring.js";
 import { createSigningKey, DEFAULT_SIGNING_ALGORITHM, type SigningAlgorithm } from "../crypto/signing-keys.js";
 import type { Executor } from "../db/database.js";
 import { brokerState } from "../db/schema.js";
@@ -23,14 +24,15 @@ export async function isInitialized(db: Executor): Promise<boolean> {
 }
 
 /**
- * Initializes an empty database: the first signing key and the first admin token.
+ * Initializes an empty database: the first signing key, sealed under the current master
+ * key, and the first admin token.
  * Returns the admin token, which exists nowhere else in clear text. Of several
  * replicas starting at once on one database, exactly one succeeds; the others get
  * `AlreadyInitialized`.
  */
 export async function initializeBroker(
   deps: AuditDeps,
-  masterKey: Buffer,
+  masterKeys: MasterKeyRing,
   context: RequestContext,
   alg: SigningAlgorithm = DEFAULT_SIGNING_ALGORITHM,
 ): Promise<{ adminToken: string; adminTokenId: string; signingKeyId: string }> {
@@ -45,7 +47,7 @@ export async function initializeBroker(
       throw new AlreadyInitialized();
     }
 
-    const signingKeyId = await createSigningKey(tx, masterKey, deps.clock, alg);
+    const signingKeyId = await createSigningKey(tx, masterKeys, deps.clock, alg);
     const { row, token } = await createOperatorToken(tx, deps.clock, {
       role: "admin",
       name: "initial-admin",

@@ -1,13 +1,13 @@
 import type { Context } from "hono";
-import { auditedTransaction } from "../audit/audit-writer.js";
 import { authenticateOperatorToken, type Operator } from "../auth/operator-tokens.js";
 import { type Role, roleAllows } from "../auth/roles.js";
 import type { BrokerDeps } from "../deps.js";
-import { auditDeps, bearerToken } from "../http/auth-middleware.js";
+import { bearerToken } from "../http/auth-middleware.js";
 import { type AppEnv, requestContext } from "../http/request-context.js";
 import type { BrokerApp } from "../http/route-helpers.js";
 import { liveLeaseForJti } from "../http/workload-auth.js";
 import { revokeLeases } from "../leases/lease-revocation.js";
+import { revokingTransaction } from "../leases/revoking-transaction.js";
 import { verifyOwnAccessToken } from "./access-token.js";
 import { authenticateClientAssertion } from "./client-assertion.js";
 import { OAuthError, parseOAuthForm, requireParam } from "./oauth-error.js";
@@ -106,7 +106,7 @@ async function revoke(deps: BrokerDeps, c: Context<AppEnv>, caller: OAuthCaller,
     throw new OAuthError("unauthorized_client", "the token was issued to another client; a client may revoke only its own tokens", "foreign_token");
   }
   const context = requestContext(c);
-  await auditedTransaction(auditDeps(deps), context, (tx, record) =>
+  await revokingTransaction(deps, context, (tx, record) =>
     revokeLeases(tx, now, record, { leaseId: lease.id }, context.actor, "revoked through the revocation endpoint"),
   );
 }

@@ -1,8 +1,9 @@
 import { importJWK, type JWK } from "jose";
 import { asc } from "drizzle-orm";
 import type { Clock } from "../config/clock.js";
-import { open } from "../crypto/master-key.js";
-import { createSigningKey, type SigningAlgorithm } from "../crypto/signing-keys.js";
+import { nameRecordInEnvelopeError } from "../crypto/envelope.js";
+import type { MasterKeyRing } from "../crypto/master-key-ring.js";
+import { createSigningKey, type SigningAlgorithm, signingKeySealContext } from "../crypto/signing-keys.js";
 import type { Db, Executor } from "../db/database.js";
 import { signingKeys } from "../db/schema.js";
 
@@ -49,13 +50,13 @@ export class SigningKeyRing {
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
-    private readonly masterKey: Buffer,
+    private readonly masterKeys: MasterKeyRing,
     private readonly retentionSeconds: number,
   ) {}
 
-  /** Stores a new key sealed under this ring's master key; it signs from `activatesAt`. */
+  /** Stores a new key sealed under the current master key; it signs from `activatesAt`. */
   async addKey(tx: Executor, alg: SigningAlgorithm, activatesAt: Date): Promise<string> {
-    const kid = await createSigningKey(tx, this.masterKey, this.clock, alg, activatesAt);
+    const kid = await createSigningKey(tx, this.masterKeys, this.clock, alg, activatesAt);
     this.invalidate();
     return kid;
   }
@@ -135,7 +136,13 @@ export class SigningKeyRing {
   }
 
   private async decrypt(row: SigningKeyRow): Promise<SigningPrivateKey> {
-    const jwk = JSON.parse(open(this.masterKey, row.privateKeyCiphertext, `signing-key:${row.kid}`).toString("utf8")) as JWK;
+    let privateJwk: Buffer;
+    try {
+      privateJwk = this.masterKeys.open(row.privateKeyCiphertext, signingKeySealContext(row.kid));
+    } catch (error) {
+      throw nameRecordInEnvelopeError(error, `signing key ${row.kid}`);
+    }
+    const jwk = JSON.parse(privateJwk.toString("utf8")) as JWK;
     return importJWK(jwk, row.alg);
   }
 }

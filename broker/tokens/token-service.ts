@@ -5,6 +5,8 @@ import { leases } from "../db/schema.js";
 import type { BrokerDeps } from "../deps.js";
 import type { ServiceAccountRow } from "../register/service-accounts-service.js";
 import { signAccessToken } from "./access-token.js";
+import { selectAudienceGrant } from "../grants/grant-selection.js";
+import { type GrantRow, grantStatus } from "../grants/grant-types.js";
 import { OAuthError } from "./oauth-error.js";
 
 export const TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -43,12 +45,14 @@ export async function issueAccessToken(
   request: TokenRequest,
 ): Promise<TokenResponse> {
   const { account } = request;
-  const audience = resolveAudience(account, request.audience, deps.config.issuer);
-  const scopes = resolveScopes(account, request.scope);
-
   const now = deps.clock.now();
-  const maxExpiresAt = new Date(Math.min(now.getTime() + deps.config.leaseMaxTtl * 1000, account.expiresAt.getTime()));
-  const ttl = effectiveTtl([request.ttl, account.maxTokenTtl, deps.config.tokenTtlCap], now, maxExpiresAt);
+  const grant = await audienceGrant(deps, account, request.audience, now);
+  const audience = request.audience ?? deps.config.issuer;
+  const scopes = resolveScopes(account, grant, request.scope);
+
+  const ends = [now.getTime() + deps.config.leaseMaxTtl * 1000, account.expiresAt.getTime(), grant?.notAfter?.getTime() ?? Number.POSITIVE_INFINITY];
+  const maxExpiresAt = new Date(Math.min(...ends));
+  const ttl = effectiveTtl([request.ttl, account.maxTokenTtl, deps.config.tokenTtlCap, grant?.maxTtl ?? undefined], now, maxExpiresAt);
   const expiresAt = new Date(now.getTime() + ttl * 1000);
   const signingKey = await deps.keyRing.activeKey();
 
@@ -79,6 +83,7 @@ export async function issueAccessToken(
         clientKid: request.clientKid ?? null,
         subjectIssuer: request.subjectIssuer ?? null,
         subject: request.subject ?? null,
+        grantId: grant?.id ?? null,
         issuedAt: now,
         expiresAt,
         maxExpiresAt,
@@ -98,6 +103,7 @@ export async function issueAccessToken(
           client_kid: request.clientKid ?? null,
           subject_issuer: request.subjectIssuer ?? null,
           subject: request.subject ?? null,
+          grant_id: grant?.id ?? null,
         },
       });
 
@@ -118,25 +124,33 @@ export async function issueAccessToken(
 
 /**
  * The broker's own issuer is always an allowed audience: its tokens let a workload
- * manage its leases. Any other audience must be in the account's allowed audiences.
+ * manage its leases. Any other audience must be in the account's allowed audiences, or
+ * be allowed by a live audience grant, which is returned.
  */
-function resolveAudience(account: ServiceAccountRow, requested: string | undefined, brokerIssuer: string): string {
-  if (requested === undefined || requested === brokerIssuer) {
-    return brokerIssuer;
+async function audienceGrant(deps: BrokerDeps, account: ServiceAccountRow, requested: string | undefined, now: Date): Promise<GrantRow | undefined> {
+  if (requested === undefined || requested === deps.config.issuer || account.allowedAudiences.includes(requested)) {
+    return undefined;
   }
-  if (!account.allowedAudiences.includes(requested)) {
-    throw new OAuthError("invalid_target", `audience ${requested} is not allowed for service account ${account.id}`, "audience");
+  const found = await selectAudienceGrant(deps.db, account.id, requested, now);
+  if ("grant" in found) {
+    return found.grant;
   }
-  return requested;
+  const ended = found.outsideWindow.map((grant) => `${grant.id} (${grantStatus(grant, now)})`).join(", ");
+  const detail = ended ? `; its grants for it are not valid now: ${ended}` : "";
+  throw new OAuthError("invalid_target", `audience ${requested} is not allowed for service account ${account.id}${detail}`, "audience");
 }
 
-/** Without a `scope` parameter the token carries every scope the account allows. */
-function resolveScopes(account: ServiceAccountRow, requested: string | undefined): string[] {
+/**
+ * Without a `scope` parameter the token carries every scope allowed: the audience
+ * grant's scopes when it lists some, else the account's allowed scopes.
+ */
+function resolveScopes(account: ServiceAccountRow, grant: GrantRow | undefined, requested: string | undefined): string[] {
+  const allowed = grant && grant.scopes.length > 0 ? grant.scopes : account.allowedScopes;
   if (requested === undefined) {
-    return account.allowedScopes;
+    return allowed;
   }
   const scopes = [...new Set(requested.split(" ").filter((scope) => scope.length > 0))];
-  const refused = scopes.filter((scope) => !account.allowedScopes.includes(scope));
+  const refused = scopes.filter((scope) => !allowed.includes(scope));
   if (refused.length > 0) {
     throw new OAuthError("invalid_scope", `scope ${refused.join(" ")} is not allowed for service account ${account.id}`, "scope");
   }

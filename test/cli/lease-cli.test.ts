@@ -187,7 +187,7 @@ describe("secrets-broker leases and lineage commands", () => {
     expect(revoked).toBe(`revoked 1 lease\n${ordersLeases[1]}\n`);
 
     const again = expectSuccess(await cli(["leases", "revoke", ordersLeases[1]!, "--json"]));
-    expect(JSON.parse(again)).toEqual({ revoked: 0, lease_ids: [] });
+    expect(JSON.parse(again)).toEqual({ revoked: 0, lease_ids: [], upstream: { revoked: 0, failed: 0, pending: 0 } });
     const text = expectSuccess(await cli(["leases", "revoke", ordersLeases[1]!]));
     expect(text).toContain("had already ended");
   });

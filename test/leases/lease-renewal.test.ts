@@ -177,7 +177,7 @@ describe("lease renewal", () => {
     const { response, events } = await withAuditEvents(broker, () => revoke(token.lease_id, token.access_token, { reason: "job finished" }));
 
     expect(response.status, response.text).toBe(200);
-    expect(response.json).toEqual({ revoked: 1, lease_ids: [token.lease_id] });
+    expect(response.json).toEqual({ revoked: 1, lease_ids: [token.lease_id], upstream: { revoked: 0, failed: 0, pending: 0 } });
     expect(await lease(token.lease_id)).toMatchObject({
       status: "revoked",
       revoked_at: TEST_NOW,

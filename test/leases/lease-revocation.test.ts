@@ -83,7 +83,7 @@ describe("lease revocation", () => {
     );
 
     expect(response.status).toBe(200);
-    expect(response.json).toEqual({ revoked: 0, lease_ids: [] });
+    expect(response.json).toEqual({ revoked: 0, lease_ids: [], upstream: { revoked: 0, failed: 0, pending: 0 } });
     expect(events).toEqual([]);
     expect((await lease(token.lease_id)).revoke_reason).toBeNull();
   });
@@ -137,7 +137,7 @@ describe("lease revocation", () => {
     const response = await bulkRevoke({ prefix: target.lease_id });
 
     expect(response.status, response.text).toBe(200);
-    expect(response.json).toEqual({ revoked: 1, lease_ids: [target.lease_id] });
+    expect(response.json).toEqual({ revoked: 1, lease_ids: [target.lease_id], upstream: { revoked: 0, failed: 0, pending: 0 } });
     expect((await lease(bystander.lease_id)).status).toBe("active");
   });
 
@@ -149,7 +149,7 @@ describe("lease revocation", () => {
 
     const response = await bulkRevoke({ service_account_id: workload.accountId });
 
-    expect(response.json).toEqual({ revoked: 1, lease_ids: [live.lease_id] });
+    expect(response.json).toEqual({ revoked: 1, lease_ids: [live.lease_id], upstream: { revoked: 0, failed: 0, pending: 0 } });
   });
 
   it.each([

@@ -104,6 +104,12 @@ describe("GET /v1/lineage", () => {
       business_owner: "carol@example.com",
       grant_type: "client_credentials",
       grant_id: null,
+      secret_id: null,
+      secret_name: null,
+      secret_version: null,
+      version_fingerprint: null,
+      upstream_lease_id: null,
+      upstream_revoke_state: null,
       audience: "https://api.example.com",
       scopes: ["orders.read"],
       client_kid: ledger.kid,
@@ -256,7 +262,7 @@ describe("GET /v1/lineage", () => {
     const document = (await broker.request("GET", "/openapi.json")).json;
     const operation = document.paths["/v1/lineage"].get;
     expect(operation.parameters.map((parameter: { name: string }) => parameter.name).sort()).toEqual(
-      ["application_id", "format", "from", "service_account_id", "to"],
+      ["application_id", "format", "from", "secret_id", "service_account_id", "to"],
     );
     expect(Object.keys(operation.responses["200"].content).sort()).toEqual(["application/json", "application/x-ndjson", "text/csv"]);
   });

@@ -2,10 +2,13 @@ import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
 import { sql } from "drizzle-orm";
 import { pino } from "pino";
+import type { SecretAdapter } from "../../adapters/contract.js";
 import { createOperatorToken } from "../../broker/auth/operator-tokens.js";
 import type { Role } from "../../broker/auth/roles.js";
 import type { BrokerConfig } from "../../broker/config/config.js";
 import { ManualClock } from "../../broker/config/clock.js";
+import { DataKeyRing } from "../../broker/crypto/data-key-ring.js";
+import { MasterKeyRing } from "../../broker/crypto/master-key-ring.js";
 import { type Database, rowsOf } from "../../broker/db/database.js";
 import { shippedMigrationCount } from "../../broker/db/migrations-info.js";
 import type { BrokerDeps } from "../../broker/deps.js";
@@ -16,6 +19,7 @@ import { createMetrics } from "../../broker/metrics/metrics.js";
 import { initializeBroker } from "../../broker/setup/initialize.js";
 import { keyRetentionSeconds } from "../../broker/tokens/key-rotation.js";
 import { SigningKeyRing } from "../../broker/tokens/signing-key-ring.js";
+import { createAdapterRegistry } from "../../broker/secrets/builtin-adapters.js";
 import { JwksCache } from "../../broker/tokens/subject-token.js";
 import { openTestDatabase } from "./test-database.js";
 
@@ -67,14 +71,27 @@ export function testConfig(overrides: Partial<BrokerConfig> = {}): BrokerConfig 
     keyPublishDelay: 600,
     maxSubjectTokenAge: 86_400,
     sweepSchedule: "*/15 * * * * *",
+    adapterTimeoutMs: 10_000,
     ...overrides,
   };
 }
 
-/** Builds a broker on a fresh database with an admin, an operator and an auditor token. */
-export async function startTestBroker(options: { config?: Partial<BrokerConfig> } = {}): Promise<TestBroker> {
+/**
+ * Builds a broker on a fresh database with an admin, an operator and an auditor token.
+ * `masterKeys` defaults to one random key, as if given by BROKER_MASTER_KEY.
+ */
+export interface TestBrokerOptions {
+  config?: Partial<BrokerConfig>;
+  masterKeys?: MasterKeyRing;
+  /** Adapters registered besides the built-in ones. */
+  adapters?: SecretAdapter[];
+  /** Where the clock starts; TEST_NOW by default. */
+  now?: string;
+}
+
+export async function startTestBroker(options: TestBrokerOptions = {}): Promise<TestBroker> {
   const database = await openTestDatabase();
-  const clock = new ManualClock(TEST_NOW);
+  const clock = new ManualClock(options.now ?? TEST_NOW);
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk, _encoding, callback) {
@@ -83,21 +100,26 @@ export async function startTestBroker(options: { config?: Partial<BrokerConfig> 
     },
   });
   const log = pino({ level: "debug", redact: { paths: REDACTED_PATHS, censor: "[redacted]" } }, sink);
-  const masterKey = randomBytes(32);
+  const masterKeys = options.masterKeys ?? new MasterKeyRing([randomBytes(32)], "environment");
   const config = testConfig(options.config);
+  const metrics = createMetrics({ processMetrics: false });
+  const dataKeys = new DataKeyRing({ db: database.db, clock, masterKeys, log });
   const deps: BrokerDeps = {
     db: database.db,
     clock,
     log,
-    metrics: createMetrics({ processMetrics: false }),
+    metrics,
     config,
     expectedMigrations: shippedMigrationCount(),
-    keyRing: new SigningKeyRing(database.db, clock, masterKey, keyRetentionSeconds(config)),
+    keyRing: new SigningKeyRing(database.db, clock, masterKeys, keyRetentionSeconds(config)),
+    masterKeys,
+    dataKeys,
     jwks: new JwksCache(),
+    adapters: createAdapterRegistry({ config, dataKeys, log, metrics }, options.adapters),
   };
 
   const system = { actor: "system", role: null, requestId: null, sourceAddress: null };
-  const { adminToken } = await initializeBroker(deps, masterKey, system);
+  const { adminToken } = await initializeBroker(deps, masterKeys, system);
   const extra = await deps.db.transaction(async (tx) => ({
     operator: (await createOperatorToken(tx, clock, { role: "operator", name: "test-operator", expiresAt: null, createdBy: "test" })).token,
     auditor: (await createOperatorToken(tx, clock, { role: "auditor", name: "test-auditor", expiresAt: null, createdBy: "test" })).token,
@@ -114,11 +136,15 @@ export async function startTestBroker(options: { config?: Partial<BrokerConfig> 
     logs,
     request: (method, path, requestOptions = {}) => send(app, tokens.admin, method, path, requestOptions),
     query: async (text) => rowsOf(await database.db.execute(sql.raw(text))),
-    close: () => database.close(),
+    close: async () => {
+      await deps.adapters.close();
+      await database.close();
+    },
   };
 }
 
-async function send(app: BrokerApp, defaultToken: string, method: string, path: string, options: RequestOptions): Promise<TestResponse> {
+/** Sends a request to an app in process, with `defaultToken` unless `options.token` is given (null for none). */
+export async function send(app: BrokerApp, defaultToken: string, method: string, path: string, options: RequestOptions): Promise<TestResponse> {
   const headers: Record<string, string> = { ...options.headers };
   const token = options.token === undefined ? defaultToken : options.token;
   if (token) {

@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, importJWK, type JSONWebKeySet, jwtVerify, SignJWT } from "jose";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { MasterKeyRing } from "../../broker/crypto/master-key-ring.js";
 import { JWT_BEARER_ASSERTION_TYPE } from "../../broker/tokens/client-assertion.js";
 import { SigningKeyRing } from "../../broker/tokens/signing-key-ring.js";
 import {
@@ -262,7 +263,7 @@ describe("signing key rotation requests", () => {
   it("listing shows key added by another replica", async () => {
     // Fill this process's key cache first, then add a key through another replica's ring.
     await broker.request("GET", "/.well-known/jwks.json", { token: null });
-    const otherReplica = new SigningKeyRing(broker.deps.db, broker.clock, randomBytes(32), RETENTION_SECONDS);
+    const otherReplica = new SigningKeyRing(broker.deps.db, broker.clock, new MasterKeyRing([randomBytes(32)], "environment"), RETENTION_SECONDS);
     const kid = await broker.deps.db.transaction((tx) => otherReplica.addKey(tx, "ES256", new Date(Date.parse(TEST_NOW) + 60 * SECOND)));
 
     const keys = await listedKeys();

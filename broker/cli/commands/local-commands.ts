@@ -24,7 +24,7 @@ export function addLocalCommands(program: Command): void {
       const runtime = await openRuntime(loadConfig(), { log: cliLogger() });
       try {
         const context = { actor: "cli", role: null, requestId: null, sourceAddress: null };
-        const { adminToken } = await initializeBroker(runtime.deps, runtime.masterKey.key, context, runtime.deps.config.signingAlgorithm).catch((error: unknown) => {
+        const { adminToken } = await initializeBroker(runtime.deps, runtime.deps.masterKeys, context, runtime.deps.config.signingAlgorithm).catch((error: unknown) => {
           throw new CliError((error as Error).message);
         });
         if (options.json) {

@@ -1,0 +1,169 @@
+import { readFile } from "node:fs/promises";
+import type { Command } from "commander";
+import { BrokerClient } from "../broker-client.js";
+import { UsageError } from "../cli-error.js";
+import { collect, parseIntegerOption, parseTimeOption } from "../options.js";
+import { printFields, printJson, printTable } from "../output.js";
+
+const SECRET_COLUMNS = ["id", "name", "adapter", "kind", "owner", "current_version", "default_ttl", "max_ttl"];
+const VERSION_COLUMNS = ["version", "stage", "fingerprint", "created_at", "promoted_at"];
+const GRANT_COLUMNS = ["id", "service_account_id", "secret", "audience", "scopes", "max_ttl", "not_after", "status"];
+
+export function addSecretCommands(program: Command): void {
+  addSecretSubcommands(program.command("secret").description("manage the secrets catalogue (values are never shown)"));
+  addGrantSubcommands(program.command("grant").description("allow service accounts to obtain secrets or audiences"));
+}
+
+function addSecretSubcommands(secret: Command): void {
+  secret
+    .command("create")
+    .description("add a secret; a local static secret gets a generated value unless --value-file is given")
+    .requiredOption("--name <name>", "path-like name, such as db/orders-readonly")
+    .requiredOption("--owner <owner>", "team or person answerable for the secret")
+    .option("--adapter <adapter>", "local or postgres", "local")
+    .option("--kind <kind>", "static or dynamic", "static")
+    .option("--settings-file <file>", "JSON file with the adapter settings")
+    .option("--value-file <file>", "file holding the first value (JSON object of string fields, or plain text)")
+    .option("--length <n>", "length of a generated value", (value) => parseIntegerOption("--length", value))
+    .option("--default-ttl <seconds>", "lease TTL when a workload asks for none", (value) => parseIntegerOption("--default-ttl", value))
+    .option("--max-ttl <seconds>", "longest lease TTL", (value) => parseIntegerOption("--max-ttl", value))
+    .option("--json", "print JSON")
+    .action(async (options) => {
+      const body: Record<string, unknown> = {
+        name: options.name,
+        owner: options.owner,
+        adapter: options.adapter,
+        kind: options.kind,
+        default_ttl: options.defaultTtl,
+        max_ttl: options.maxTtl,
+        settings: options.settingsFile ? await readJsonFile("--settings-file", options.settingsFile) : undefined,
+      };
+      if (options.valueFile) {
+        body["value"] = await readValueFile(options.valueFile);
+      } else if (options.adapter === "local" && options.kind === "static") {
+        body["generate"] = options.length ? { length: options.length } : {};
+      }
+      const created = await BrokerClient.fromEnvironment().json("POST", "/v1/secrets", body);
+      return options.json ? printJson(created) : printFields(created);
+    });
+
+  secret
+    .command("list")
+    .description("list secrets")
+    .option("--adapter <adapter>", "only this adapter")
+    .option("--owner <owner>", "only this owner")
+    .option("--prefix <prefix>", "only names starting with this")
+    .option("--json", "print JSON")
+    .action(async (options) => {
+      const items = await BrokerClient.fromEnvironment().listAll("/v1/secrets", { adapter: options.adapter, owner: options.owner, name_prefix: options.prefix });
+      return options.json ? printJson(items) : printTable(items, SECRET_COLUMNS);
+    });
+
+  secret
+    .command("versions")
+    .description("list a secret's versions with stages and fingerprints")
+    .argument("<id>", "secret id (sec_...)")
+    .option("--json", "print JSON")
+    .action(async (id: string, options) => {
+      const { items } = await BrokerClient.fromEnvironment().json("GET", `/v1/secrets/${encodeURIComponent(id)}/versions`);
+      return options.json ? printJson(items) : printTable(items, VERSION_COLUMNS);
+    });
+
+  secret
+    .command("delete")
+    .description("delete a secret: revokes its grants and live leases")
+    .argument("<id>", "secret id (sec_...)")
+    .option("--reason <text>", "why, for the audit log")
+    .option("--json", "print JSON")
+    .action(async (id: string, options) => {
+      const deleted = await BrokerClient.fromEnvironment().json("DELETE", `/v1/secrets/${encodeURIComponent(id)}`, { reason: options.reason });
+      return options.json ? printJson(deleted) : printFields(deleted);
+    });
+}
+
+function addGrantSubcommands(grant: Command): void {
+  grant
+    .command("create")
+    .description("allow a service account to obtain a secret (--secret) or a token for an audience (--audience)")
+    .requiredOption("--service-account <id>", "service account id (sa_...)")
+    .option("--secret <name>", "secret name")
+    .option("--audience <audience>", "access-token audience")
+    .option("--scope <scope>", "scope the workload's token must carry (repeatable)", collect)
+    .option("--max-ttl <seconds>", "cap on credential TTLs under this grant", (value) => parseIntegerOption("--max-ttl", value))
+    .option("--not-before <time>", "start: RFC 3339 or relative such as 1d")
+    .option("--not-after <time>", "end: RFC 3339 or relative such as 90d (required for supplier accounts)")
+    .option("--approved-by <person>", "who approved the access")
+    .option("--justification <text>", "ticket or contract reference")
+    .option("--json", "print JSON")
+    .action(async (options) => {
+      if (Boolean(options.secret) === Boolean(options.audience)) {
+        throw new UsageError("give exactly one of --secret or --audience");
+      }
+      const created = await BrokerClient.fromEnvironment().json("POST", "/v1/grants", {
+        service_account_id: options.serviceAccount,
+        secret: options.secret,
+        audience: options.audience,
+        scopes: options.scope,
+        max_ttl: options.maxTtl,
+        not_before: options.notBefore ? parseTimeOption("--not-before", options.notBefore) : undefined,
+        not_after: options.notAfter ? parseTimeOption("--not-after", options.notAfter) : undefined,
+        approved_by: options.approvedBy,
+        justification: options.justification,
+      });
+      return options.json ? printJson(created) : printFields(created);
+    });
+
+  grant
+    .command("list")
+    .description("list grants")
+    .option("--service-account <id>", "only this service account's grants")
+    .option("--secret-id <id>", "only grants for this secret (sec_...)")
+    .option("--status <status>", "active, not_yet_valid, expired or revoked")
+    .option("--json", "print JSON")
+    .action(async (options) => {
+      const items = await BrokerClient.fromEnvironment().listAll("/v1/grants", {
+        service_account_id: options.serviceAccount,
+        secret_id: options.secretId,
+        status: options.status,
+      });
+      return options.json ? printJson(items) : printTable(items, GRANT_COLUMNS);
+    });
+
+  grant
+    .command("revoke")
+    .description("revoke a grant and every live lease issued under it")
+    .argument("<id>", "grant id (grt_...)")
+    .option("--reason <text>", "why, for the audit log")
+    .option("--json", "print JSON")
+    .action(async (id: string, options) => {
+      const revoked = await BrokerClient.fromEnvironment().json("POST", `/v1/grants/${encodeURIComponent(id)}/revoke`, { reason: options.reason });
+      return options.json ? printJson(revoked) : printFields(revoked);
+    });
+}
+
+async function readJsonFile(option: string, file: string): Promise<unknown> {
+  try {
+    return JSON.parse(await readFile(file, "utf8"));
+  } catch (error) {
+    throw new UsageError(`${option} ${file} must be a readable JSON file (${(error as Error).message})`);
+  }
+}
+
+/** Reads a value file: a JSON object of string fields, or plain text without its trailing newline. */
+async function readValueFile(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    throw new UsageError(`--value-file ${file} cannot be read (${(error as NodeJS.ErrnoException).code ?? "error"})`);
+  }
+  const trimmed = text.replace(/\r?\n$/, "");
+  if (trimmed.startsWith("{")) {
+    try {
+      return JSON.parse(trimmed);
+    } catch {
+      throw new UsageError(`--value-file ${file} starts with '{' but is not valid JSON`);
+    }
+  }
+  return trimmed;
+}

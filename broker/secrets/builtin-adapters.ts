@@ -1,0 +1,24 @@
+import type { SecretAdapter } from "../../adapters/contract.js";
+import { LocalAdapter } from "../../adapters/local/local-adapter.js";
+import { PostgresAdapter } from "../../adapters/postgres/postgres-adapter.js";
+import type { BrokerConfig } from "../config/config.js";
+import type { DataKeyRing } from "../crypto/data-key-ring.js";
+import type { Logger } from "../logging/logger.js";
+import type { BrokerMetrics } from "../metrics/metrics.js";
+import { AdapterRegistry } from "./adapter-registry.js";
+
+/**
+ * Creates the registry of the adapters a broker process runs with: the local encrypted
+ * store and PostgreSQL dynamic users, plus `extra` ones (tests add recording adapters).
+ */
+export function createAdapterRegistry(
+  deps: { config: BrokerConfig; dataKeys: DataKeyRing; log: Logger; metrics: BrokerMetrics },
+  extra: SecretAdapter[] = [],
+): AdapterRegistry {
+  const adapters: SecretAdapter[] = [
+    new LocalAdapter({ sealer: deps.dataKeys }),
+    new PostgresAdapter({ logger: deps.log.child({ module: "postgres-adapter" }) }),
+    ...extra,
+  ];
+  return new AdapterRegistry(adapters, { timeoutMs: deps.config.adapterTimeoutMs, log: deps.log.child({ module: "adapters" }), metrics: deps.metrics });
+}

@@ -1,0 +1,50 @@
+import type { SecretRef, VersionRef } from "../../adapters/contract.js";
+import type { secretVersions, secrets } from "../db/schema.js";
+import type { SecretVersionView, SecretView } from "./secret-schemas.js";
+
+export type SecretRow = typeof secrets.$inferSelect;
+export type VersionRow = typeof secretVersions.$inferSelect;
+
+/** The secret as an adapter sees it. */
+export function toSecretRef(row: SecretRow): SecretRef {
+  return { id: row.id, name: row.name, kind: row.kind as SecretRef["kind"], settings: row.settings, generate: row.generate ?? null };
+}
+
+export function toVersionRef(row: VersionRow): VersionRef {
+  return { version: row.version, sealedValue: row.sealedValue };
+}
+
+export function toSecretView(row: SecretRow): SecretView {
+  return {
+    id: row.id,
+    name: row.name,
+    adapter: row.adapter,
+    kind: row.kind as SecretView["kind"],
+    owner: row.owner,
+    description: row.description,
+    settings: row.settings,
+    generate: row.generate ?? null,
+    rotation: (row.rotation as Record<string, unknown> | null) ?? null,
+    default_ttl: row.defaultTtl,
+    max_ttl: row.maxTtl,
+    current_version: row.currentVersion,
+    created_at: row.createdAt.toISOString(),
+    created_by: row.createdBy,
+    updated_at: row.updatedAt.toISOString(),
+    deleted_at: row.deletedAt?.toISOString() ?? null,
+  };
+}
+
+/** A version's facts; never its sealed value. */
+export function toVersionView(row: VersionRow): SecretVersionView {
+  return {
+    version: row.version,
+    stage: row.stage as SecretVersionView["stage"],
+    fingerprint: row.fingerprint,
+    rotation_id: row.rotationId,
+    created_at: row.createdAt.toISOString(),
+    created_by: row.createdBy,
+    promoted_at: row.promotedAt?.toISOString() ?? null,
+    retired_at: row.retiredAt?.toISOString() ?? null,
+  };
+}

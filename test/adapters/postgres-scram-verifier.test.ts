@@ -1,0 +1,51 @@
+import { randomBytes } from "node:crypto";
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { newScramVerifier, SCRAM_ITERATIONS, scramSha256Verifier } from "../../adapters/postgres/scram-verifier.js";
+import { TEST_POSTGRES_URL } from "../support/postgres-fixture.js";
+
+const SCRAM_SECRET = /^SCRAM-SHA-256\$(\d+):([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+):([A-Za-z0-9+/=]+)$/;
+
+describe("scram verifier", () => {
+  it("has PostgreSQL's stored form", async () => {
+    const verifier = await newScramVerifier("Password123");
+    const [, iterations, salt] = SCRAM_SECRET.exec(verifier) ?? [];
+
+    expect(verifier).toMatch(SCRAM_SECRET);
+    expect(Number(iterations)).toBe(SCRAM_ITERATIONS);
+    expect(Buffer.from(salt!, "base64")).toHaveLength(16);
+  });
+
+  it("new salt per verifier", async () => {
+    expect(await newScramVerifier("Password123")).not.toBe(await newScramVerifier("Password123"));
+  });
+
+  it.each(["", "pass word", "pässword", "pass'word", "pass\\word"])("password %j rejected", async (password) => {
+    await expect(scramSha256Verifier(password, randomBytes(16))).rejects.toBeInstanceOf(RangeError);
+  });
+});
+
+describe.skipIf(!TEST_POSTGRES_URL)("scram verifier against server", () => {
+  let sql: postgres.Sql;
+  const role = `sbt_scram_${randomBytes(4).toString("hex")}`;
+
+  beforeAll(() => {
+    sql = postgres(TEST_POSTGRES_URL!, { max: 1, onnotice: () => undefined });
+  });
+
+  afterAll(async () => {
+    await sql?.unsafe(`drop role if exists ${role}`);
+    await sql?.end();
+  });
+
+  it("matches secret the server computes", async () => {
+    const password = randomBytes(24).toString("hex");
+    await sql.unsafe(`set password_encryption = 'scram-sha-256'`);
+    await sql.unsafe(`create role ${role} nologin password '${password}'`);
+
+    const [row] = await sql<{ rolpassword: string }[]>`select rolpassword from pg_authid where rolname = ${role}`;
+    const [, iterations, salt] = SCRAM_SECRET.exec(row!.rolpassword) ?? [];
+
+    expect(await scramSha256Verifier(password, Buffer.from(salt!, "base64"), Number(iterations))).toBe(row!.rolpassword);
+  });
+});

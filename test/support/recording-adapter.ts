@@ -1,0 +1,86 @@
+import { randomBytes } from "node:crypto";
+import type {
+  AdapterCall,
+  CreatePendingRequest,
+  IssuedCredential,
+  IssueRequest,
+  PendingVersion,
+  SecretAdapter,
+  SecretKind,
+  UpstreamLease,
+  VersionRef,
+} from "../../adapters/contract.js";
+import { InvalidAdapterSettings, UpstreamRejected, UpstreamUnavailable } from "../../adapters/errors.js";
+
+/** One call the recording adapter received. */
+export interface RecordedCall {
+  operation: string;
+  secretId: string;
+  upstreamLeaseId?: string;
+  expiresAt?: string;
+}
+
+/**
+ * A dynamic-credential adapter for tests of the broker's side of the contract: it
+ * records every call, keeps the set of live upstream credentials, and has switches
+ * that make a call fail or run a hook in the middle of `issue`.
+ */
+export class RecordingAdapter implements SecretAdapter {
+  readonly name = "recording";
+  readonly kinds: readonly SecretKind[] = ["dynamic"];
+  readonly calls: RecordedCall[] = [];
+  /** Upstream credentials issued and not yet revoked, by upstream lease id, with their expiry. */
+  readonly live = new Map<string, Date>();
+  /** Set to make the next calls of that operation fail with this error. */
+  failRevoke: Error | undefined;
+  failRenew: Error | undefined;
+  failIssue: Error | undefined;
+  /** Runs inside `issue` after the credential exists upstream, e.g. to revoke the grant meanwhile. */
+  duringIssue: (() => Promise<void>) | undefined;
+
+  parseSettings(kind: SecretKind, settings: unknown): Record<string, unknown> {
+    const value = (settings ?? {}) as Record<string, unknown>;
+    const unknown = Object.keys(value).filter((key) => key !== "label");
+    if (unknown.length > 0) {
+      throw new InvalidAdapterSettings(unknown.map((key) => ({ name: key, reason: "unknown setting; remove it" })));
+    }
+    return { kind, ...value };
+  }
+
+  async issue(call: AdapterCall, request: IssueRequest): Promise<IssuedCredential> {
+    this.calls.push({ operation: "issue", secretId: call.secret.id, expiresAt: request.expiresAt.toISOString() });
+    if (this.failIssue) throw this.failIssue;
+    const upstreamLeaseId = `rec_${randomBytes(8).toString("hex")}`;
+    this.live.set(upstreamLeaseId, request.expiresAt);
+    await this.duringIssue?.();
+    return { data: { username: upstreamLeaseId, password: randomBytes(16).toString("hex") }, version: null, upstreamLeaseId };
+  }
+
+  async renew(call: AdapterCall, lease: UpstreamLease, expiresAt: Date): Promise<void> {
+    this.calls.push({ operation: "renew", secretId: call.secret.id, upstreamLeaseId: lease.upstreamLeaseId, expiresAt: expiresAt.toISOString() });
+    if (this.failRenew) throw this.failRenew;
+    if (!this.live.has(lease.upstreamLeaseId)) throw new UpstreamRejected(`credential ${lease.upstreamLeaseId} does not exist`);
+    this.live.set(lease.upstreamLeaseId, expiresAt);
+  }
+
+  async revoke(call: AdapterCall, lease: UpstreamLease): Promise<void> {
+    this.calls.push({ operation: "revoke", secretId: call.secret.id, upstreamLeaseId: lease.upstreamLeaseId });
+    if (this.failRevoke) throw this.failRevoke;
+    this.live.delete(lease.upstreamLeaseId);
+  }
+
+  async createPending(_call: AdapterCall, _request: CreatePendingRequest): Promise<PendingVersion> {
+    throw new UpstreamRejected("the recording adapter serves dynamic secrets only");
+  }
+
+  async setPending(_call: AdapterCall, _pending: VersionRef): Promise<void> {}
+  async testPending(_call: AdapterCall, _pending: VersionRef): Promise<void> {}
+  async finishPending(_call: AdapterCall, _pending: VersionRef, _previous: VersionRef | null): Promise<void> {}
+  async discardPending(_call: AdapterCall, _pending: VersionRef): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
+/** An error the recording adapter can throw to simulate an upstream that is down. */
+export function upstreamDown(): UpstreamUnavailable {
+  return new UpstreamUnavailable("recording upstream is unreachable");
+}
