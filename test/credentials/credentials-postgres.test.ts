@@ -55,7 +55,7 @@ describe.skipIf(!TEST_POSTGRES_URL)("dynamic PostgreSQL credentials", () => {
     );
   }
 
-  it("gives a workload its own login role, which reads what the group role grants", async () => {
+  it("issues a login role in the group", async () => {
     const { workload, accessToken } = await workloadWithToken(broker);
     await createGrant(broker, { service_account_id: workload.accountId, secret: secretName });
 
@@ -69,7 +69,7 @@ describe.skipIf(!TEST_POSTGRES_URL)("dynamic PostgreSQL credentials", () => {
     expect((await readLease(broker, credential.lease_id)).upstream_lease_id).toBe(credential.data.username);
   });
 
-  it("renew moves VALID UNTIL; revoke drops the role, so the login fails", async () => {
+  it("renew moves VALID UNTIL, revoke drops the role", async () => {
     const { workload, accessToken } = await workloadWithToken(broker);
     await createGrant(broker, { service_account_id: workload.accountId, secret: secretName });
     const credential = await obtainCredential(broker, accessToken, { secret: secretName, ttl: 120 });
@@ -85,7 +85,7 @@ describe.skipIf(!TEST_POSTGRES_URL)("dynamic PostgreSQL credentials", () => {
     expect(await loginError(credential.data)).toMatch(/^28/);
   });
 
-  it("revoking the access token ends the database login of its credentials", async () => {
+  it("token revocation ends the database login", async () => {
     const { workload, accessToken, tokenLeaseId } = await workloadWithToken(broker);
     await createGrant(broker, { service_account_id: workload.accountId, secret: secretName });
     const credential = await obtainCredential(broker, accessToken, { secret: secretName });
@@ -98,7 +98,7 @@ describe.skipIf(!TEST_POSTGRES_URL)("dynamic PostgreSQL credentials", () => {
     expect(await loginError(credential.data)).toMatch(/^28/);
   });
 
-  it("refuses the login once VALID UNTIL has passed, and the sweep then drops the role", async () => {
+  it("expired role cannot log in and is dropped", async () => {
     // Issue on a broker clock 57 s behind, so that the 60 s credential ends 3 s from now.
     broker.clock.set(new Date(Date.now() - 57_000));
     const { workload, accessToken } = await workloadWithToken(broker);
@@ -115,7 +115,7 @@ describe.skipIf(!TEST_POSTGRES_URL)("dynamic PostgreSQL credentials", () => {
     expect(await fixture.role(credential.data.username)).toBeUndefined();
   });
 
-  it("does not let one workload renew or revoke another's credential", async () => {
+  it("other workload cannot renew or revoke", async () => {
     broker.clock.set(new Date());
     const owner = await workloadWithToken(broker);
     const intruder = await workloadWithToken(broker);
@@ -127,7 +127,7 @@ describe.skipIf(!TEST_POSTGRES_URL)("dynamic PostgreSQL credentials", () => {
     expect(await login(credential.data)).toBe(fixture.rowsInOrders);
   });
 
-  it("keeps passwords out of logs, audit events, listings and lineage", async () => {
+  it("passwords stay out of logs and exports", async () => {
     broker.clock.set(new Date());
     const { workload, accessToken } = await workloadWithToken(broker);
     await createGrant(broker, { service_account_id: workload.accountId, secret: secretName });

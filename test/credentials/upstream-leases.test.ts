@@ -24,7 +24,7 @@ beforeEach(() => {
   upstream.duringIssue = undefined;
 });
 
-/** A workload with a token and a grant for a new dynamic secret of the recording adapter. */
+/** Creates a workload with a token and a grant for a new dynamic secret of the recording adapter. */
 async function dynamicSetup(): Promise<{ accessToken: string; secret: any; grant: any; accountId: string }> {
   const { workload, accessToken } = await workloadWithToken(broker);
   const secret = await createSecret(broker, { adapter: "recording", kind: "dynamic", generate: undefined, settings: { label: "orders" } });
@@ -33,7 +33,7 @@ async function dynamicSetup(): Promise<{ accessToken: string; secret: any; grant
 }
 
 describe("dynamic credentials through the adapter contract", () => {
-  it("records the upstream lease id and revokes the upstream credential with the lease", async () => {
+  it("lease revoke reaches the upstream", async () => {
     const { accessToken, secret } = await dynamicSetup();
     const credential = await obtainCredential(broker, accessToken, { secret: secret.name, ttl: 600 });
     const lease = await readLease(broker, credential.lease_id);
@@ -51,7 +51,7 @@ describe("dynamic credentials through the adapter contract", () => {
     expect(events.map((event) => event.outcome)).toEqual(["success"]);
   });
 
-  it("moves the upstream expiry on renew, and leaves the lease unchanged when the upstream refuses", async () => {
+  it("renew moves the upstream expiry", async () => {
     const { accessToken, secret } = await dynamicSetup();
     const credential = await obtainCredential(broker, accessToken, { secret: secret.name, ttl: 120 });
     const before = await readLease(broker, credential.lease_id);
@@ -67,7 +67,7 @@ describe("dynamic credentials through the adapter contract", () => {
     expect((await readLease(broker, credential.lease_id)).expires_at).toBe(renewed.json.expires_at);
   });
 
-  it("answers 503 and writes no lease when the upstream is down at issue", async () => {
+  it("upstream down at issue gives 503", async () => {
     const { accessToken, secret } = await dynamicSetup();
     upstream.failIssue = upstreamDown();
     const before = await rowCount(broker, "leases");
@@ -76,7 +76,7 @@ describe("dynamic credentials through the adapter contract", () => {
     expect(await rowCount(broker, "leases")).toBe(before);
   });
 
-  it("gives up on an upstream that does not answer within the adapter timeout (504), and revokes what it issues late", async () => {
+  it("slow upstream gives 504 and late credential is revoked", async () => {
     const { accessToken, secret } = await dynamicSetup();
     const liveBefore = upstream.live.size;
     let release: () => void = () => undefined;
@@ -91,7 +91,7 @@ describe("dynamic credentials through the adapter contract", () => {
     expect(upstream.live.size).toBe(liveBefore);
   });
 
-  it("revokes the upstream credential when a revocation wins the race against the lease write", async () => {
+  it("lost race revokes the orphan credential", async () => {
     const { accessToken, secret, grant } = await dynamicSetup();
     upstream.duringIssue = async () => {
       const revoked = await broker.request("POST", `/v1/grants/${grant.id}/revoke`, { token: broker.tokens.operator });
@@ -108,7 +108,7 @@ describe("dynamic credentials through the adapter contract", () => {
 });
 
 describe("failed upstream revocations", () => {
-  it("leave the lease in revoke_failed, visible in listings and metrics, and are retried with backoff until they succeed", async () => {
+  it("failed revoke is listed and retried with backoff", async () => {
     const { accessToken, secret } = await dynamicSetup();
     const credential = await obtainCredential(broker, accessToken, { secret: secret.name });
     upstream.failRevoke = upstreamDown();
@@ -145,7 +145,7 @@ describe("failed upstream revocations", () => {
     expect(done.upstream_revoke).toMatchObject({ state: "done", attempts: 3, last_error: null });
   });
 
-  it("backs off exponentially from 10 s to at most one hour, with jitter of half either way", () => {
+  it("backoff doubles from 10 s to one hour with jitter", () => {
     const middle = () => 0.5;
     expect([1, 2, 3, 4].map((attempt) => upstreamRevokeDelayMs(attempt, middle))).toEqual([10_000, 20_000, 40_000, 80_000]);
     expect(upstreamRevokeDelayMs(30, middle)).toBe(3_600_000);
@@ -153,7 +153,7 @@ describe("failed upstream revocations", () => {
     expect(upstreamRevokeDelayMs(1, () => 0.999_999)).toBeLessThanOrEqual(15_000);
   });
 
-  it("revoke upstream credentials of leases that expired, through the sweep", async () => {
+  it("expired lease is revoked upstream by the sweep", async () => {
     const { accessToken, secret } = await dynamicSetup();
     const credential = await obtainCredential(broker, accessToken, { secret: secret.name, ttl: 60 });
     const { upstream_lease_id: upstreamLeaseId } = await readLease(broker, credential.lease_id);

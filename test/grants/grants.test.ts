@@ -58,7 +58,7 @@ describe("grants", () => {
     expectProblem(cleared, 400, "validation_failed");
   });
 
-  it("moving not_after earlier shortens the grant's live leases", async () => {
+  it("earlier not_after shortens live leases", async () => {
     const { workload, accessToken } = await workloadWithToken(broker);
     const grant = await createGrant(broker, { service_account_id: workload.accountId, secret: secretName });
     const credential = await obtainCredential(broker, accessToken, { secret: secretName, ttl: 900 });

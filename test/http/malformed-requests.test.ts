@@ -15,6 +15,7 @@ import {
   publicJwk,
   registerSnapshot,
 } from "../support/register-fixtures.js";
+import { createGrant, createSecret } from "../credentials/credential-fixtures.js";
 import { type RequestOptions, startTestBroker, type TestBroker, type TestResponse } from "../support/test-broker.js";
 
 /** Ids of the register records that the malformed requests target. None of them may change. */
@@ -26,6 +27,9 @@ interface Fixtures {
   issuer: string;
   subjectId: string;
   tokenId: string;
+  secretId: string;
+  secretName: string;
+  grantId: string;
 }
 
 interface MutatingRoute {
@@ -46,6 +50,8 @@ const UNKNOWN_ACCOUNT = "sa_0123456789abcdef01234567";
 const UNKNOWN_ISSUER = "iss_0123456789abcdef01234567";
 const UNKNOWN_SUBJECT = "fed_0123456789abcdef01234567";
 const UNKNOWN_TOKEN = "tok_0123456789abcdef01234567";
+const UNKNOWN_SECRET = "sec_0123456789abcdef01234567";
+const UNKNOWN_GRANT = "grt_0123456789abcdef01234567";
 
 const ROUTES: MutatingRoute[] = [
   {
@@ -169,6 +175,65 @@ const ROUTES: MutatingRoute[] = [
     wrongType: { body: { applications: { name: "imported" } }, field: "applications" },
     limit: ESTATE_BODY_LIMIT_BYTES,
   },
+  {
+    route: "POST /v1/secrets",
+    path: () => "/v1/secrets",
+    validBody: () => ({ name: "payments/api-key", adapter: "local", owner: "team-payments", generate: { length: 32 } }),
+    wrongType: { body: { name: "payments/api-key", adapter: "local", owner: "team-payments", generate: {}, default_ttl: "600" }, field: "default_ttl" },
+    limit: DEFAULT_BODY_LIMIT_BYTES,
+  },
+  {
+    route: "PATCH /v1/secrets/{id}",
+    path: (f) => `/v1/secrets/${f.secretId}`,
+    validBody: () => ({ owner: "team-new" }),
+    wrongType: { body: { max_ttl: "3600" }, field: "max_ttl" },
+    limit: DEFAULT_BODY_LIMIT_BYTES,
+    malformedPath: { path: (f) => `/v1/secrets/${f.secretName.replaceAll("/", "%2F")}`, field: "id" },
+    unknownPath: () => `/v1/secrets/${UNKNOWN_SECRET}`,
+  },
+  {
+    route: "DELETE /v1/secrets/{id}",
+    path: (f) => `/v1/secrets/${f.secretId}`,
+    validBody: () => ({ reason: "decommissioned" }),
+    wrongType: { body: { reason: 42 }, field: "reason" },
+    limit: DEFAULT_BODY_LIMIT_BYTES,
+    malformedPath: { path: () => "/v1/secrets/sec_1", field: "id" },
+    unknownPath: () => `/v1/secrets/${UNKNOWN_SECRET}`,
+  },
+  {
+    route: "POST /v1/secrets/fingerprint",
+    path: () => "/v1/secrets/fingerprint",
+    validBody: () => ({ value: "leaked-value" }),
+    wrongType: { body: { value: ["leaked-value"] }, field: "value" },
+    limit: DEFAULT_BODY_LIMIT_BYTES,
+  },
+  {
+    route: "POST /v1/grants",
+    path: () => "/v1/grants",
+    validBody: (f) => ({ service_account_id: f.accountId, secret: f.secretName }),
+    wrongType: { body: { service_account_id: UNKNOWN_ACCOUNT, secret: "payments/api-key", scopes: "read" }, field: "scopes" },
+    limit: DEFAULT_BODY_LIMIT_BYTES,
+  },
+  {
+    route: "PATCH /v1/grants/{id}",
+    path: (f) => `/v1/grants/${f.grantId}`,
+    validBody: () => ({ justification: "CHG-77" }),
+    wrongType: { body: { max_ttl: "600" }, field: "max_ttl" },
+    limit: DEFAULT_BODY_LIMIT_BYTES,
+    malformedPath: { path: (f) => `/v1/grants/${f.secretId}`, field: "id" },
+    unknownPath: () => `/v1/grants/${UNKNOWN_GRANT}`,
+  },
+  ...(["DELETE /v1/grants/{id}", "POST /v1/grants/{id}/revoke"] as const).map(
+    (route): MutatingRoute => ({
+      route,
+      path: (f) => route.split(" ")[1]!.replace("{id}", f.grantId),
+      validBody: () => ({ reason: "access review" }),
+      wrongType: { body: { reason: false }, field: "reason" },
+      limit: DEFAULT_BODY_LIMIT_BYTES,
+      malformedPath: { path: () => route.split(" ")[1]!.replace("{id}", "grt_123"), field: "id" },
+      unknownPath: () => route.split(" ")[1]!.replace("{id}", UNKNOWN_GRANT),
+    }),
+  ),
 ];
 
 /** Returns a JSON object of exactly `bytes` bytes. */
@@ -190,6 +255,8 @@ describe("malformed requests", () => {
     const subject = await addFederatedSubject(broker, account.id, boundIssuer.issuer);
     const unusedIssuer = await createTrustedIssuer(broker);
     const token = await createOperatorToken(broker);
+    const secret = await createSecret(broker);
+    const grant = await createGrant(broker, { service_account_id: account.id, secret: secret.name });
     fixtures = {
       applicationId: application.id,
       accountId: account.id,
@@ -198,6 +265,9 @@ describe("malformed requests", () => {
       issuer: boundIssuer.issuer,
       subjectId: subject.id,
       tokenId: token.id,
+      secretId: secret.id,
+      secretName: secret.name,
+      grantId: grant.id,
     };
   });
 

@@ -18,6 +18,13 @@ import {
   uniqueName,
 } from "../support/register-fixtures.js";
 import { startTestBroker, type TestBroker } from "../support/test-broker.js";
+import { createGrant, createSecret } from "../credentials/credential-fixtures.js";
+
+/** Creates a grant for a new account and secret, and returns its id. */
+async function newGrantId(broker: TestBroker): Promise<string> {
+  const grant = await createGrant(broker, { service_account_id: (await createServiceAccount(broker)).id, secret: (await createSecret(broker)).name });
+  return grant.id as string;
+}
 
 /** A concrete request for a route: the path with real ids filled in, and a valid body. */
 interface PreparedRequest {
@@ -196,6 +203,59 @@ const ROUTES: RouteCase[] = [
     role: "operator",
     success: 200,
     prepare: async () => ({ body: { applications: [{ name: uniqueName("app"), technical_owner: "team@example.com" }] } }),
+  },
+  {
+    route: "POST /v1/secrets",
+    role: "operator",
+    success: 201,
+    prepare: async () => ({ body: { name: `roles/${uniqueName("secret")}`, adapter: "local", owner: "team", generate: {} } }),
+  },
+  { route: "GET /v1/secrets", role: "auditor", success: 200 },
+  {
+    route: "GET /v1/secrets/{id}",
+    role: "auditor",
+    success: 200,
+    prepare: async (broker) => ({ path: `/v1/secrets/${(await createSecret(broker)).id}` }),
+  },
+  {
+    route: "GET /v1/secrets/{id}/versions",
+    role: "auditor",
+    success: 200,
+    prepare: async (broker) => ({ path: `/v1/secrets/${(await createSecret(broker)).id}/versions` }),
+  },
+  {
+    route: "PATCH /v1/secrets/{id}",
+    role: "operator",
+    success: 200,
+    prepare: async (broker) => ({ path: `/v1/secrets/${(await createSecret(broker)).id}`, body: { owner: "team-new" } }),
+  },
+  {
+    route: "DELETE /v1/secrets/{id}",
+    role: "operator",
+    success: 200,
+    prepare: async (broker) => ({ path: `/v1/secrets/${(await createSecret(broker)).id}` }),
+  },
+  { route: "POST /v1/secrets/fingerprint", role: "operator", success: 200, prepare: async () => ({ body: { value: "a-leaked-value" } }) },
+  {
+    route: "POST /v1/grants",
+    role: "operator",
+    success: 201,
+    prepare: async (broker) => ({ body: { service_account_id: (await createServiceAccount(broker)).id, secret: (await createSecret(broker)).name } }),
+  },
+  { route: "GET /v1/grants", role: "auditor", success: 200 },
+  { route: "GET /v1/grants/{id}", role: "auditor", success: 200, prepare: async (broker) => ({ path: `/v1/grants/${await newGrantId(broker)}` }) },
+  {
+    route: "PATCH /v1/grants/{id}",
+    role: "operator",
+    success: 200,
+    prepare: async (broker) => ({ path: `/v1/grants/${await newGrantId(broker)}`, body: { justification: "CHG-2" } }),
+  },
+  { route: "DELETE /v1/grants/{id}", role: "operator", success: 200, prepare: async (broker) => ({ path: `/v1/grants/${await newGrantId(broker)}` }) },
+  {
+    route: "POST /v1/grants/{id}/revoke",
+    role: "operator",
+    success: 200,
+    prepare: async (broker) => ({ path: `/v1/grants/${await newGrantId(broker)}/revoke` }),
   },
 ];
 

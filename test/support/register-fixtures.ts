@@ -6,7 +6,7 @@ import type { TestBroker, TestResponse } from "./test-broker.js";
 /** An expiry well after the harness clock's start, for accounts that must stay valid. */
 export const FUTURE_EXPIRY = "2027-06-01T00:00:00.000Z";
 
-/** Tables of the register and the operator tokens. A rejected request leaves them all unchanged. */
+/** Tables of the register, the operator tokens, the secrets catalogue and the grants. A rejected request leaves them all unchanged. */
 export const REGISTER_TABLES = [
   "applications",
   "service_accounts",
@@ -14,13 +14,16 @@ export const REGISTER_TABLES = [
   "trusted_issuers",
   "federated_subjects",
   "operator_tokens",
+  "secrets",
+  "secret_versions",
+  "grants",
 ] as const;
 
 /**
- * OpenAPI tags of the register, trust, operator-token and audit routes. Routes under other
+ * OpenAPI tags of the register, trust, operator-token, audit, secrets and grants routes. Routes under other
  * tags, such as leases, also accept workload access tokens and are not in the foundation tables.
  */
-export const FOUNDATION_TAGS = ["register", "trust", "operators", "audit"];
+export const FOUNDATION_TAGS = ["register", "trust", "operators", "audit", "secrets", "grants"];
 
 /** `METHOD /path` of every foundation operation in the broker's OpenAPI document. */
 export async function documentedFoundationRoutes(broker: TestBroker): Promise<string[]> {
@@ -132,11 +135,12 @@ function expectCreated<T>(response: TestResponse): T {
   return response.json as T;
 }
 
-/** Reads every row of the register tables, ordered by id, to compare before and after a request. */
+/** Reads every row of the register tables, ordered by primary key, to compare before and after a request. */
 export async function registerSnapshot(broker: TestBroker): Promise<Record<string, unknown[]>> {
   const snapshot: Record<string, unknown[]> = {};
   for (const table of REGISTER_TABLES) {
-    snapshot[table] = await broker.query(`select * from ${table} order by id`);
+    const order = table === "secret_versions" ? "secret_id, version" : "id";
+    snapshot[table] = await broker.query(`select * from ${table} order by ${order}`);
   }
   return snapshot;
 }
