@@ -123,8 +123,11 @@ export interface SecretAdapter {
   testPending(call: AdapterCall, pending: VersionRef): Promise<void>;
   /** Rotation step 4: promotes the pending version upstream, where the upstream has stages. */
   finishPending(call: AdapterCall, pending: VersionRef, previous: VersionRef | null): Promise<void>;
-  /** Rollback: discards a pending version upstream where the upstream allows it. */
-  discardPending(call: AdapterCall, pending: VersionRef): Promise<void>;
+  /**
+   * Rollback: discards a pending version upstream where the upstream allows it, and
+   * puts `current` back where `setPending` already replaced it (e.g. the old password).
+   */
+  discardPending(call: AdapterCall, pending: VersionRef, current: VersionRef | null): Promise<void>;
 
   /** Releases connections and timers; called once at broker shutdown. */
   close(): Promise<void>;

@@ -95,7 +95,7 @@ export class LocalAdapter implements SecretAdapter {
 
   async finishPending(_call: AdapterCall, _pending: VersionRef, _previous: VersionRef | null): Promise<void> {}
 
-  async discardPending(_call: AdapterCall, _pending: VersionRef): Promise<void> {}
+  async discardPending(_call: AdapterCall, _pending: VersionRef, _current: VersionRef | null): Promise<void> {}
 
   async close(): Promise<void> {}
 

@@ -258,7 +258,7 @@ describe("local adapter", () => {
     await expect(adapter.revoke(call, { upstreamLeaseId: "x" })).resolves.toBeUndefined();
     await expect(adapter.setPending(call, version)).resolves.toBeUndefined();
     await expect(adapter.finishPending(call, version, null)).resolves.toBeUndefined();
-    await expect(adapter.discardPending(call, version)).resolves.toBeUndefined();
+    await expect(adapter.discardPending(call, version, null)).resolves.toBeUndefined();
     await expect(adapter.close()).resolves.toBeUndefined();
   });
 

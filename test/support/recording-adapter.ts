@@ -76,7 +76,7 @@ export class RecordingAdapter implements SecretAdapter {
   async setPending(_call: AdapterCall, _pending: VersionRef): Promise<void> {}
   async testPending(_call: AdapterCall, _pending: VersionRef): Promise<void> {}
   async finishPending(_call: AdapterCall, _pending: VersionRef, _previous: VersionRef | null): Promise<void> {}
-  async discardPending(_call: AdapterCall, _pending: VersionRef): Promise<void> {}
+  async discardPending(_call: AdapterCall, _pending: VersionRef, _current: VersionRef | null): Promise<void> {}
   async close(): Promise<void> {}
 }
 
