@@ -24,6 +24,8 @@ export interface BrokerDeps {
   jwks: JwksCache;
   /** The upstream adapters, by name. */
   adapters: AdapterRegistry;
+  /** Asks this process's rotation scheduler for a tick now, after a rotation was started; unset where no scheduler runs. */
+  kickRotations?: () => void;
   /** Master keys that wrap signing keys and data keys: current first, older ones for opening only. */
   masterKeys: MasterKeyRing;
   /** Data keys: the local adapter's value sealer and the fingerprint key. */

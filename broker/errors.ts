@@ -33,6 +33,8 @@ export interface InvalidParam {
 /** Base of every error the broker reports to a caller. Messages never contain secrets. */
 export class BrokerError extends Error {
   override name = "BrokerError";
+  /** Extra members of the problem document (RFC 9457 section 3.2), such as the id of a conflicting record. */
+  extensions: Record<string, unknown> = {};
 
   constructor(
     readonly code: ErrorCode,

@@ -5,6 +5,7 @@ import { addLocalCommands } from "./commands/local-commands.js";
 import { addMasterKeyCommands } from "./commands/master-key-commands.js";
 import { addOperatorCommands } from "./commands/operator-commands.js";
 import { addRegisterCommands } from "./commands/register-commands.js";
+import { addRotationCommands } from "./commands/rotation-commands.js";
 import { addSecretCommands } from "./commands/secret-commands.js";
 import { addSigningKeyCommands } from "./commands/signing-key-commands.js";
 
@@ -27,5 +28,6 @@ export function buildProgram(): Command {
   addMasterKeyCommands(program);
   addLeaseCommands(program);
   addSecretCommands(program);
+  addRotationCommands(program);
   return program;
 }

@@ -32,6 +32,10 @@ export interface BrokerConfig {
   sweepSchedule: string;
   /** Time an adapter call may take before the broker gives up on it, in milliseconds. */
   adapterTimeoutMs: number;
+  /** Cron expression of the rotation scheduler's tick (croner syntax, seconds field allowed). */
+  rotationSchedule: string;
+  /** How long a process's claim on a rotation lasts without a heartbeat, in milliseconds. */
+  rotationClaimTtlMs: number;
 }
 
 /** Access-token TTL cap: 15 minutes by default, 12 hours at most. */
@@ -67,6 +71,12 @@ const environmentSchema = z.object({
   BROKER_KEY_PUBLISH_DELAY: z.coerce.number().int().min(0).max(86_400).default(600),
   BROKER_MAX_SUBJECT_TOKEN_AGE: z.coerce.number().int().min(60).max(30 * 24 * 3600).default(24 * 3600),
   BROKER_ADAPTER_TIMEOUT: z.coerce.number().int().min(1).max(300).default(10),
+  BROKER_ROTATION_SCHEDULE: z
+    .string()
+    .min(1)
+    .default("*/10 * * * * *")
+    .refine(isCronExpression, "must be a cron expression of five, six or seven fields, such as '*/10 * * * * *'"),
+  BROKER_ROTATION_CLAIM_TTL: z.coerce.number().int().min(15).max(3600).default(60),
   BROKER_SWEEP_SCHEDULE: z
     .string()
     .min(1)
@@ -120,5 +130,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Broker
     maxSubjectTokenAge: values.BROKER_MAX_SUBJECT_TOKEN_AGE,
     sweepSchedule: values.BROKER_SWEEP_SCHEDULE,
     adapterTimeoutMs: values.BROKER_ADAPTER_TIMEOUT * 1000,
+    rotationSchedule: values.BROKER_ROTATION_SCHEDULE,
+    rotationClaimTtlMs: values.BROKER_ROTATION_CLAIM_TTL * 1000,
   };
 }

@@ -11,6 +11,7 @@ export const ID_PREFIX = {
   lease: "lease",
   secret: "sec",
   grant: "grt",
+  rotation: "rot",
 } as const;
 
 export type IdPrefix = (typeof ID_PREFIX)[keyof typeof ID_PREFIX];

@@ -308,6 +308,9 @@ export const secrets = pgTable(
     defaultTtl: integer("default_ttl").notNull(),
     maxTtl: integer("max_ttl").notNull(),
     currentVersion: text("current_version"),
+    /** When the scheduler next starts a rotation; null without a rotation policy or while one runs. */
+    nextRotationAt: timestamptz("next_rotation_at"),
+    lastRotatedAt: timestamptz("last_rotated_at"),
     createdAt: timestamptz("created_at").notNull(),
     createdBy: text("created_by").notNull(),
     updatedAt: timestamptz("updated_at").notNull(),
@@ -316,6 +319,7 @@ export const secrets = pgTable(
   },
   (table) => [
     uniqueIndex("secrets_live_name_idx").on(table.name).where(sql`${table.deletedAt} is null`),
+    index("secrets_next_rotation_idx").on(table.nextRotationAt).where(sql`${table.deletedAt} is null and ${table.nextRotationAt} is not null`),
     check("secrets_kind_check", sql`${table.kind} in ('static', 'dynamic')`),
   ],
 );
@@ -376,5 +380,52 @@ export const grants = pgTable(
     index("grants_account_idx").on(table.serviceAccountId),
     index("grants_secret_idx").on(table.secretId),
     check("grants_target_check", sql`(${table.secretId} is null) <> (${table.audience} is null)`),
+  ],
+);
+
+/** One step of a rotation as recorded: when it ran and how it ended. */
+export interface RotationStepRecord {
+  step: string;
+  started_at: string;
+  finished_at: string;
+  outcome: "success" | "failure";
+  error?: string;
+}
+
+/**
+ * One attempt to rotate a secret. At most one per secret is in progress (partial unique
+ * index). The process that runs it holds a claim until `claim_expires_at`; a claim that
+ * lapses (the process died) lets another process resume it from `last_step`.
+ */
+export const rotations = pgTable(
+  "rotations",
+  {
+    id: text("id").primaryKey(),
+    secretId: text("secret_id")
+      .notNull()
+      .references(() => secrets.id),
+    trigger: text("trigger").notNull(),
+    reason: text("reason"),
+    actor: text("actor").notNull(),
+    status: text("status").notNull(),
+    lastStep: text("last_step"),
+    steps: jsonb("steps").$type<RotationStepRecord[]>().notNull(),
+    fromVersion: text("from_version"),
+    toVersion: text("to_version"),
+    failedStep: text("failed_step"),
+    error: text("error"),
+    attempts: integer("attempts").notNull().default(0),
+    claimedBy: text("claimed_by"),
+    claimExpiresAt: timestamptz("claim_expires_at"),
+    createdAt: timestamptz("created_at").notNull(),
+    updatedAt: timestamptz("updated_at").notNull(),
+    finishedAt: timestamptz("finished_at"),
+  },
+  (table) => [
+    uniqueIndex("rotations_one_in_progress_idx").on(table.secretId).where(sql`${table.status} = 'in_progress'`),
+    index("rotations_secret_idx").on(table.secretId, table.createdAt),
+    index("rotations_runnable_idx").on(table.claimExpiresAt).where(sql`${table.status} = 'in_progress'`),
+    check("rotations_trigger_check", sql`${table.trigger} in ('schedule', 'manual', 'compromise')`),
+    check("rotations_status_check", sql`${table.status} in ('in_progress', 'completed', 'rolled_back')`),
   ],
 );

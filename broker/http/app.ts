@@ -24,6 +24,8 @@ import { registerCredentialRoutes } from "../credentials/credential-routes.js";
 import { registerGrantRoutes } from "../grants/grant-routes.js";
 import { registerMasterKeyRoutes } from "../crypto/master-key-routes.js";
 import { registerLeaseRoutes } from "../leases/lease-routes.js";
+import { registerRotationGauges } from "../rotation/rotation-metrics.js";
+import { registerRotationRoutes } from "../rotation/rotation-routes.js";
 import { registerSecretRoutes } from "../secrets/secret-routes.js";
 import { registerLineageRoutes } from "../lineage/lineage-routes.js";
 import { registerIntrospectionRoutes } from "../tokens/introspection-routes.js";
@@ -125,6 +127,8 @@ export function createApp(deps: BrokerDeps): BrokerApp {
   registerSecretRoutes(app, deps);
   registerGrantRoutes(app, deps);
   registerCredentialRoutes(app, deps);
+  registerRotationRoutes(app, deps);
+  registerRotationGauges(deps);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "operatorToken", {
     type: "http",
@@ -161,7 +165,7 @@ function limitBody(maxSize: number) {
 
 function errorResponse(deps: BrokerDeps, c: Context<AppEnv>, error: unknown): Response {
   if (error instanceof BrokerError) {
-    return problemResponse(c, error.code, error.message, error.invalidParams);
+    return problemResponse(c, error.code, error.message, error.invalidParams, error.extensions);
   }
   if (error instanceof HTTPException && error.status === 400) {
     return problemResponse(c, "invalid_json", "request body is not valid JSON; send a JSON object");

@@ -45,9 +45,11 @@ export function problemResponse(
   code: ErrorCode,
   detail: string,
   invalidParams: InvalidParam[] = [],
+  extensions: Record<string, unknown> = {},
 ): Response {
   const { status, title } = PROBLEMS[code];
   const body: Record<string, unknown> = {
+    ...extensions,
     type: problemType(code),
     title,
     status,

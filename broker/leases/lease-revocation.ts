@@ -7,7 +7,7 @@ export type RevocationScope =
   | { leaseId: string }
   | { serviceAccountId: string }
   | { applicationId: string }
-  | { secretId: string; version?: string }
+  | { secretId: string; version?: string; exceptVersion?: string }
   | { grantId: string }
   | { prefix: string };
 
@@ -65,7 +65,9 @@ function scopeCondition(scope: RevocationScope) {
   if ("applicationId" in scope) return sql`application_id = ${scope.applicationId}`;
   if ("grantId" in scope) return sql`grant_id = ${scope.grantId}`;
   if ("secretId" in scope) {
-    return scope.version === undefined ? sql`secret_id = ${scope.secretId}` : sql`secret_id = ${scope.secretId} and secret_version = ${scope.version}`;
+    if (scope.version !== undefined) return sql`secret_id = ${scope.secretId} and secret_version = ${scope.version}`;
+    if (scope.exceptVersion !== undefined) return sql`secret_id = ${scope.secretId} and secret_version is distinct from ${scope.exceptVersion}`;
+    return sql`secret_id = ${scope.secretId}`;
   }
   return sql`id like ${`${escapeLike(scope.prefix)}%`}`;
 }

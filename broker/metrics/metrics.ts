@@ -15,6 +15,7 @@ export interface BrokerMetrics {
   upstreamRevocations: Counter<"adapter" | "outcome">;
   /** Leases whose upstream credential could not be revoked yet, in the whole database, as of the last retry tick. */
   revokeFailedLeases: Gauge;
+  rotations: Counter<"trigger" | "outcome">;
 }
 
 export function createMetrics(options: { processMetrics: boolean }): BrokerMetrics {
@@ -75,6 +76,12 @@ export function createMetrics(options: { processMetrics: boolean }): BrokerMetri
       name: "broker_upstream_revocations_total",
       help: "Attempts to revoke an upstream credential, by adapter and outcome.",
       labelNames: ["adapter", "outcome"],
+      registers: [registry],
+    }),
+    rotations: new Counter({
+      name: "broker_rotations_total",
+      help: "Rotations that ended in this process, by trigger (schedule, manual, compromise) and outcome (completed, rolled_back).",
+      labelNames: ["trigger", "outcome"],
       registers: [registry],
     }),
     revokeFailedLeases: new Gauge({

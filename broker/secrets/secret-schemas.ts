@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { isCronExpression } from "../config/config.js";
-import { idParams } from "../http/common-schemas.js";
+import { idParams, Rfc3339 } from "../http/common-schemas.js";
 import { Owner } from "../register/register-schemas.js";
 
 export const SECRET_KINDS = ["static", "dynamic"] as const;
@@ -115,6 +115,8 @@ export const Secret = z
     default_ttl: z.number().int(),
     max_ttl: z.number().int(),
     current_version: z.string().nullable(),
+    next_rotation_at: z.string().nullable().openapi({ description: "When the rotation scheduler next starts a rotation; null without a policy or while one runs." }),
+    last_rotated_at: z.string().nullable(),
     created_at: z.string(),
     created_by: z.string(),
     updated_at: z.string(),
@@ -140,6 +142,7 @@ export const SecretFilter = z.strictObject({
   kind: z.enum(SECRET_KINDS).optional(),
   owner: z.string().min(1).max(256).optional(),
   name_prefix: z.string().min(1).max(256).optional(),
+  rotation_due_before: Rfc3339.optional().openapi({ description: "Only secrets whose next rotation is due before this time." }),
   include_deleted: z
     .enum(["true", "false"], { message: "must be true or false" })
     .transform((value) => value === "true")

@@ -28,6 +28,8 @@ export function toSecretView(row: SecretRow): SecretView {
     default_ttl: row.defaultTtl,
     max_ttl: row.maxTtl,
     current_version: row.currentVersion,
+    next_rotation_at: row.nextRotationAt?.toISOString() ?? null,
+    last_rotated_at: row.lastRotatedAt?.toISOString() ?? null,
     created_at: row.createdAt.toISOString(),
     created_by: row.createdBy,
     updated_at: row.updatedAt.toISOString(),

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt, isNull, like, type SQL } from "drizzle-orm";
+import { and, asc, desc, eq, gt, isNull, like, lt, type SQL } from "drizzle-orm";
 import type { PendingVersion, SecretData, SecretKind } from "../../adapters/contract.js";
 import type { RequestContext } from "../audit/audit-types.js";
 import { auditedTransaction, type RecordAudit } from "../audit/audit-writer.js";
@@ -9,6 +9,7 @@ import type { BrokerDeps } from "../deps.js";
 import { Conflict, NotFound, ValidationFailed } from "../errors.js";
 import { auditDeps } from "../http/auth-middleware.js";
 import { revokeLeases } from "../leases/lease-revocation.js";
+import { nextRotationAt } from "../rotation/rotation-policy.js";
 import { fingerprintOf, toSecretData } from "./fingerprint.js";
 import { localSecretReader } from "./local-secret-reader.js";
 import type { SecretCreateInput, SecretFilterInput, SecretUpdateInput, SecretView } from "./secret-schemas.js";
@@ -42,6 +43,8 @@ export async function createSecret(deps: BrokerDeps, context: RequestContext, in
     defaultTtl: input.default_ttl,
     maxTtl: input.max_ttl,
     currentVersion: null,
+    nextRotationAt: null,
+    lastRotatedAt: null,
     createdAt: now,
     createdBy: context.actor,
     updatedAt: now,
@@ -52,9 +55,11 @@ export async function createSecret(deps: BrokerDeps, context: RequestContext, in
   const first = needsFirstVersion ? await createFirstVersion(deps, row, input.value ? toSecretData(input.value) : undefined) : undefined;
   const fingerprint = first ? fingerprintOf(await deps.dataKeys.fingerprintKey(), first.data) : null;
 
+  const firstRotationAt = first ? nextRotationAt(row.rotation, now, row.id) : null;
+
   return auditedTransaction(auditDeps(deps), context, async (tx, record) => {
     await ensureSecretNameFree(tx, input.name);
-    await tx.insert(secrets).values({ ...row, currentVersion: first?.version ?? null });
+    await tx.insert(secrets).values({ ...row, currentVersion: first?.version ?? null, nextRotationAt: firstRotationAt });
     if (first) {
       await tx.insert(secretVersions).values({
         secretId: row.id,
@@ -72,11 +77,14 @@ export async function createSecret(deps: BrokerDeps, context: RequestContext, in
       target: row.id,
       details: { name: row.name, adapter: row.adapter, kind: row.kind, owner: row.owner, version: first?.version ?? null, fingerprint },
     });
-    return toSecretView({ ...row, currentVersion: first?.version ?? null });
+    return toSecretView({ ...row, currentVersion: first?.version ?? null, nextRotationAt: firstRotationAt });
   });
 }
 
 function checkInitialValue(input: SecretCreateInput): void {
+  if (input.kind === "dynamic" && input.rotation !== undefined) {
+    throw new ValidationFailed([{ name: "rotation", reason: "a dynamic secret does not rotate: each lease gets its own credential" }]);
+  }
   if (input.value !== undefined && input.generate !== undefined) {
     throw new ValidationFailed([{ name: "value", reason: "give value or generate, not both" }]);
   }
@@ -132,6 +140,7 @@ export async function listSecrets(db: Executor, filter: SecretFilterInput, curso
   if (filter.kind) conditions.push(eq(secrets.kind, filter.kind));
   if (filter.owner) conditions.push(eq(secrets.owner, filter.owner));
   if (filter.name_prefix) conditions.push(like(secrets.name, `${escapeLike(filter.name_prefix)}%`));
+  if (filter.rotation_due_before) conditions.push(lt(secrets.nextRotationAt, new Date(filter.rotation_due_before)));
   const rows = await db.select().from(secrets).where(and(...conditions)).orderBy(asc(secrets.id)).limit(limit);
   return rows.map(toSecretView);
 }
@@ -167,6 +176,12 @@ export async function updateSecret(
   if (defaultTtl > maxTtl) {
     throw new ValidationFailed([{ name: "default_ttl", reason: `must not exceed max_ttl (${maxTtl})` }]);
   }
+  if (input.rotation && current.kind === "dynamic") {
+    throw new ValidationFailed([{ name: "rotation", reason: "a dynamic secret does not rotate: each lease gets its own credential" }]);
+  }
+  const rotationChanged = input.rotation !== undefined;
+  const since = current.lastRotatedAt ?? current.createdAt;
+  const rescheduled = rotationChanged && current.currentVersion ? nextRotationAt(input.rotation ?? null, since, current.id) : undefined;
 
   const [row] = await tx
     .update(secrets)
@@ -176,6 +191,7 @@ export async function updateSecret(
       settings,
       generate: input.generate,
       rotation: input.rotation,
+      nextRotationAt: rescheduled === undefined ? undefined : rescheduled,
       defaultTtl: input.default_ttl,
       maxTtl: input.max_ttl,
       updatedAt: deps.clock.now(),

@@ -2,11 +2,13 @@ import { serve as serveNode, type ServerType } from "@hono/node-server";
 import type { BrokerConfig } from "../config/config.js";
 import { createApp } from "../http/app.js";
 import { startExpirySweep } from "../leases/expiry-sweep-job.js";
+import { startRotationScheduler } from "../rotation/rotation-scheduler.js";
 import { checkMasterKeyOpensStoredKeys, initializeOnFirstStart, openRuntime, warnAboutMasterKeyFile } from "./bootstrap.js";
 
 /**
- * Starts the broker and its lease expiry sweep, and serves until SIGTERM or SIGINT. Then it
- * drains requests, waits for a sweep in flight and closes the database.
+ * Starts the broker, its lease expiry sweep and its rotation scheduler, and serves until
+ * SIGTERM or SIGINT. Then it drains requests, waits for a sweep in flight and for the
+ * rotation step in flight, and closes the database.
  */
 export async function serveBroker(config: BrokerConfig): Promise<void> {
   const runtime = await openRuntime(config, { processMetrics: true });
@@ -15,6 +17,8 @@ export async function serveBroker(config: BrokerConfig): Promise<void> {
   await initializeOnFirstStart(runtime);
   await checkMasterKeyOpensStoredKeys(runtime);
   const expirySweep = startExpirySweep(deps);
+  const rotationScheduler = startRotationScheduler(deps);
+  deps.kickRotations = () => void rotationScheduler.runNow();
 
   const app = createApp(deps);
   const server = await listen(app.fetch, config);
@@ -34,11 +38,13 @@ export async function serveBroker(config: BrokerConfig): Promise<void> {
     forced.unref();
 
     const sweepStopped = expirySweep.stop();
+    const rotationsStopped = rotationScheduler.stop();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections?.();
     await closed;
     clearTimeout(forced);
     await sweepStopped;
+    await rotationsStopped;
     await deps.adapters.close();
     await runtime.database.close();
     deps.log.info("broker stopped");

@@ -84,3 +84,75 @@ export class RecordingAdapter implements SecretAdapter {
 export function upstreamDown(): UpstreamUnavailable {
   return new UpstreamUnavailable("recording upstream is unreachable");
 }
+
+/** The rotation steps an adapter runs, as the static recording adapter names them. */
+export type RecordedStep = "createPending" | "setPending" | "testPending" | "finishPending" | "discardPending";
+
+/**
+ * A static-secret adapter for tests of the rotation engine: values live in memory by
+ * version, `upstream` is the value the "upstream system" accepts now, every call is
+ * recorded, and `fail` makes a step throw. `onStep` runs at the start of each step.
+ */
+export class RecordingStaticAdapter implements SecretAdapter {
+  readonly name = "recording-static";
+  readonly kinds: readonly SecretKind[] = ["static"];
+  readonly calls: { step: RecordedStep | "issue"; version: string | null }[] = [];
+  readonly fail: Partial<Record<RecordedStep, Error>> = {};
+  onStep: ((step: RecordedStep) => void) | undefined;
+  /** The value the upstream system accepts now, by secret id. */
+  readonly upstream = new Map<string, string>();
+  private readonly values = new Map<string, string>();
+
+  parseSettings(): Record<string, unknown> {
+    return {};
+  }
+
+  async issue(call: AdapterCall, request: IssueRequest): Promise<IssuedCredential> {
+    this.calls.push({ step: "issue", version: request.current?.version ?? null });
+    const value = request.current ? this.values.get(`${call.secret.id}@${request.current.version}`) : undefined;
+    if (value === undefined) throw new UpstreamRejected(`no value for ${call.secret.id}`);
+    return { data: { value }, version: request.current!.version, upstreamLeaseId: null };
+  }
+
+  async renew(): Promise<void> {}
+  async revoke(): Promise<void> {}
+
+  async createPending(call: AdapterCall, request: CreatePendingRequest): Promise<PendingVersion> {
+    this.step("createPending", null);
+    const version = request.current ? String(Number(request.current.version) + 1) : "1";
+    const value = request.value?.["value"] ?? randomBytes(12).toString("hex");
+    this.values.set(`${call.secret.id}@${version}`, value);
+    if (!request.current) this.upstream.set(call.secret.id, value);
+    return { version, sealedValue: null, data: { value } };
+  }
+
+  async setPending(call: AdapterCall, pending: VersionRef): Promise<void> {
+    this.step("setPending", pending.version);
+    this.upstream.set(call.secret.id, this.values.get(`${call.secret.id}@${pending.version}`)!);
+  }
+
+  async testPending(call: AdapterCall, pending: VersionRef): Promise<void> {
+    this.step("testPending", pending.version);
+    if (this.upstream.get(call.secret.id) !== this.values.get(`${call.secret.id}@${pending.version}`)) {
+      throw new UpstreamRejected(`upstream does not accept version ${pending.version}`);
+    }
+  }
+
+  async finishPending(_call: AdapterCall, pending: VersionRef): Promise<void> {
+    this.step("finishPending", pending.version);
+  }
+
+  async discardPending(call: AdapterCall, pending: VersionRef, current: VersionRef | null): Promise<void> {
+    this.step("discardPending", pending.version);
+    if (current) this.upstream.set(call.secret.id, this.values.get(`${call.secret.id}@${current.version}`)!);
+  }
+
+  async close(): Promise<void> {}
+
+  private step(step: RecordedStep, version: string | null): void {
+    this.calls.push({ step, version });
+    this.onStep?.(step);
+    const error = this.fail[step];
+    if (error) throw error;
+  }
+}

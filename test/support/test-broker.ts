@@ -72,6 +72,8 @@ export function testConfig(overrides: Partial<BrokerConfig> = {}): BrokerConfig 
     maxSubjectTokenAge: 86_400,
     sweepSchedule: "*/15 * * * * *",
     adapterTimeoutMs: 10_000,
+    rotationSchedule: "*/10 * * * * *",
+    rotationClaimTtlMs: 60_000,
     ...overrides,
   };
 }
