@@ -35,4 +35,12 @@ function reportError(error: unknown, json: boolean): number {
   return EXIT_FAILURE;
 }
 
+// A reader that closes the pipe early (`| head`) is not an error of the command.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") {
+    process.exit(0);
+  }
+  throw error;
+});
+
 await main(process.argv);

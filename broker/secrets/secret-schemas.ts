@@ -83,7 +83,9 @@ export const SecretCreate = z
     generate: GenerateSchema.optional(),
     value: ValueSchema.optional(),
     rotation: RotationSchema.optional(),
-    default_ttl: ttlFields.default_ttl.default(DEFAULT_SECRET_TTL_SECONDS),
+    default_ttl: ttlFields.default_ttl
+      .optional()
+      .openapi({ description: `Lease TTL when a workload asks for none; ${DEFAULT_SECRET_TTL_SECONDS} s by default, or max_ttl when that is lower.` }),
     max_ttl: ttlFields.max_ttl.default(DEFAULT_SECRET_MAX_TTL_SECONDS),
   })
   .openapi("SecretCreate");

@@ -12,7 +12,7 @@ import { revokeLeases } from "../leases/lease-revocation.js";
 import { nextRotationAt } from "../rotation/rotation-policy.js";
 import { fingerprintOf, toSecretData } from "./fingerprint.js";
 import { localSecretReader } from "./local-secret-reader.js";
-import type { SecretCreateInput, SecretFilterInput, SecretUpdateInput, SecretView } from "./secret-schemas.js";
+import { DEFAULT_SECRET_TTL_SECONDS, type SecretCreateInput, type SecretFilterInput, type SecretUpdateInput, type SecretView } from "./secret-schemas.js";
 import { type SecretRow, toSecretRef, toSecretView, type VersionRow } from "./secret-views.js";
 
 /** Adapter whose secrets get their first version from the broker when they are created. */
@@ -40,7 +40,7 @@ export async function createSecret(deps: BrokerDeps, context: RequestContext, in
     settings,
     generate: input.generate ?? null,
     rotation: input.rotation ?? null,
-    defaultTtl: input.default_ttl,
+    defaultTtl: input.default_ttl ?? Math.min(DEFAULT_SECRET_TTL_SECONDS, input.max_ttl),
     maxTtl: input.max_ttl,
     currentVersion: null,
     nextRotationAt: null,
@@ -82,6 +82,9 @@ export async function createSecret(deps: BrokerDeps, context: RequestContext, in
 }
 
 function checkInitialValue(input: SecretCreateInput): void {
+  if (input.default_ttl !== undefined && input.default_ttl > input.max_ttl) {
+    throw new ValidationFailed([{ name: "default_ttl", reason: `must not exceed max_ttl (${input.max_ttl})` }]);
+  }
   if (input.kind === "dynamic" && input.rotation !== undefined) {
     throw new ValidationFailed([{ name: "rotation", reason: "a dynamic secret does not rotate: each lease gets its own credential" }]);
   }

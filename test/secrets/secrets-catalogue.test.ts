@@ -134,6 +134,7 @@ describe("bad input on POST /v1/secrets", () => {
     ["empty value", { value: "", generate: undefined }, "value"],
     ["value with a number field", { value: { port: 5432 }, generate: undefined }, "value"],
     ["default_ttl below a minute", { default_ttl: 10 }, "default_ttl"],
+    ["default_ttl above max_ttl", { default_ttl: 7200, max_ttl: 3600 }, "default_ttl"],
     ["max_ttl above 32 days", { max_ttl: 40 * 24 * 3600 }, "max_ttl"],
     ["rotation without schedule or max_age", { rotation: {} }, "rotation"],
     ["rotation with a bad cron", { rotation: { schedule: "every monday" } }, "rotation.schedule"],

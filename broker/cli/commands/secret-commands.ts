@@ -1,10 +1,12 @@
 import { readFile } from "node:fs/promises";
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { BrokerClient } from "../broker-client.js";
 import { UsageError } from "../cli-error.js";
 import { collect, parseIntegerOption, parseTimeOption } from "../options.js";
 import { printFields, printJson, printTable } from "../output.js";
 
+const SECRET_KINDS = ["static", "dynamic"];
+const GRANT_STATUSES = ["active", "not_yet_valid", "expired", "revoked"];
 const SECRET_COLUMNS = ["id", "name", "adapter", "kind", "owner", "current_version", "default_ttl", "max_ttl"];
 const VERSION_COLUMNS = ["version", "stage", "fingerprint", "created_at", "promoted_at"];
 const GRANT_COLUMNS = ["id", "service_account_id", "secret", "audience", "scopes", "max_ttl", "not_after", "status"];
@@ -21,14 +23,17 @@ function addSecretSubcommands(secret: Command): void {
     .requiredOption("--name <name>", "path-like name, such as db/orders-readonly")
     .requiredOption("--owner <owner>", "team or person answerable for the secret")
     .option("--adapter <adapter>", "local or postgres", "local")
-    .option("--kind <kind>", "static or dynamic", "static")
+    .addOption(new Option("--kind <kind>", "static or dynamic").choices(SECRET_KINDS).default("static"))
     .option("--settings-file <file>", "JSON file with the adapter settings")
     .option("--value-file <file>", "file holding the first value (JSON object of string fields, or plain text)")
-    .option("--length <n>", "length of a generated value", (value) => parseIntegerOption("--length", value))
+    .option("--length <n>", "length of a generated value, in characters (the broker accepts 16 to 256)", (value) => parseIntegerOption("--length", value))
     .option("--default-ttl <seconds>", "lease TTL when a workload asks for none", (value) => parseIntegerOption("--default-ttl", value))
     .option("--max-ttl <seconds>", "longest lease TTL", (value) => parseIntegerOption("--max-ttl", value))
     .option("--json", "print JSON")
     .action(async (options) => {
+      if (options.valueFile && options.length !== undefined) {
+        throw new UsageError("--length sets the length of a generated value, so it cannot be combined with --value-file. Give one of them.");
+      }
       const body: Record<string, unknown> = {
         name: options.name,
         owner: options.owner,
@@ -40,8 +45,10 @@ function addSecretSubcommands(secret: Command): void {
       };
       if (options.valueFile) {
         body["value"] = await readValueFile(options.valueFile);
+      } else if (options.length !== undefined) {
+        body["generate"] = { length: options.length };
       } else if (options.adapter === "local" && options.kind === "static") {
-        body["generate"] = options.length ? { length: options.length } : {};
+        body["generate"] = {};
       }
       const created = await BrokerClient.fromEnvironment().json("POST", "/v1/secrets", body);
       return options.json ? printJson(created) : printFields(created);
@@ -118,7 +125,7 @@ function addGrantSubcommands(grant: Command): void {
     .description("list grants")
     .option("--service-account <id>", "only this service account's grants")
     .option("--secret-id <id>", "only grants for this secret (sec_...)")
-    .option("--status <status>", "active, not_yet_valid, expired or revoked")
+    .addOption(new Option("--status <status>", "only grants with this status").choices(GRANT_STATUSES))
     .option("--json", "print JSON")
     .action(async (options) => {
       const items = await BrokerClient.fromEnvironment().listAll("/v1/grants", {
@@ -158,12 +165,22 @@ async function readValueFile(file: string): Promise<unknown> {
     throw new UsageError(`--value-file ${file} cannot be read (${(error as NodeJS.ErrnoException).code ?? "error"})`);
   }
   const trimmed = text.replace(/\r?\n$/, "");
-  if (trimmed.startsWith("{")) {
-    try {
-      return JSON.parse(trimmed);
-    } catch {
-      throw new UsageError(`--value-file ${file} starts with '{' but is not valid JSON`);
-    }
+  if (trimmed === "") {
+    throw new UsageError(`--value-file ${file} is empty. Put the value in it, or omit --value-file to generate one.`);
   }
-  return trimmed;
+  if (!trimmed.startsWith("{")) {
+    return trimmed;
+  }
+
+  let fields: Record<string, unknown>;
+  try {
+    fields = JSON.parse(trimmed);
+  } catch {
+    throw new UsageError(`--value-file ${file} starts with '{' but is not valid JSON`);
+  }
+  const nonString = Object.keys(fields).find((field) => typeof fields[field] !== "string");
+  if (nonString !== undefined) {
+    throw new UsageError(`--value-file ${file}: field '${nonString}' must be a string, because a value is a JSON object of string fields`);
+  }
+  return fields;
 }
