@@ -1,13 +1,13 @@
 import { createHash } from "node:crypto";
 import postgres from "postgres";
-import type { PostgresSettings } from "./postgres-settings.js";
+import type { PostgresConnectionSettings, PostgresSettings } from "./postgres-settings.js";
 
 /** Admin connections per secret: one for a transaction, one for a concurrent call. */
 const MAX_CONNECTIONS_PER_POOL = 2;
 /** Seconds `close()` lets running queries finish before it closes their connections. */
 const END_TIMEOUT_SECONDS = 5;
 /** Shown in pg_stat_activity, so that operators can tell the broker's sessions apart. */
-const APPLICATION_NAME = "secrets-broker";
+export const APPLICATION_NAME = "secrets-broker";
 
 export interface PoolTimeouts {
   /** Seconds a connection attempt may take, TLS and login included. */
@@ -69,11 +69,11 @@ function openPool(settings: PostgresSettings, password: string, timeouts: PoolTi
     database: connection.database,
     username: connection.username,
     password,
-    ssl: sslOption(settings),
+    ssl: sslOption(settings.connection),
     max: MAX_CONNECTIONS_PER_POOL,
     connect_timeout: timeouts.connectTimeoutSeconds,
     idle_timeout: timeouts.idleTimeoutSeconds,
-    // Every CREATE ROLE text is unique, so named prepared statements would only pile up.
+    // Every CREATE ROLE and ALTER ROLE ... PASSWORD text is unique, so named prepared statements would only pile up.
     prepare: false,
     fetch_types: false,
     onnotice: () => undefined,
@@ -82,8 +82,8 @@ function openPool(settings: PostgresSettings, password: string, timeouts: PoolTi
 }
 
 /** Maps the ssl setting to postgres.js: `require` encrypts without checking the certificate, as libpq's sslmode=require does. */
-function sslOption(settings: PostgresSettings): postgres.Options<{}>["ssl"] {
-  const { ssl, host, ca } = settings.connection;
+export function sslOption(connection: PostgresConnectionSettings): postgres.Options<{}>["ssl"] {
+  const { ssl, host, ca } = connection;
   if (ssl === "disable") {
     return false;
   }

@@ -2,21 +2,26 @@ import type postgres from "postgres";
 import type { Logger } from "pino";
 import type {
   AdapterCall,
+  CreatePendingRequest,
   IssuedCredential,
   IssueRequest,
   PendingVersion,
   SecretAdapter,
   SecretKind,
   UpstreamLease,
+  VersionRef,
 } from "../contract.js";
 import { UpstreamNotFound, UpstreamRejected } from "../errors.js";
+import type { ValueSealer } from "../local/value-sealer.js";
 import { CallAborted, raceAbort } from "./abortable.js";
 import { ConnectionPools } from "./connection-pools.js";
-import { type ErrorContext, toAdapterError } from "./postgres-errors.js";
-import { type PostgresSettings, parsePostgresSettings } from "./postgres-settings.js";
+import { toAdapterError } from "./postgres-errors.js";
+import { parsePostgresSettings } from "./postgres-settings.js";
+import { prepareCall } from "./prepare-call.js";
 import { isDynamicRoleName, newPassword, newRoleName } from "./role-credentials.js";
 import { createDynamicRole, dropDynamicRole, setRoleExpiry } from "./role-statements.js";
 import { newScramVerifier } from "./scram-verifier.js";
+import { StaticRoleRotation } from "./static-role-rotation.js";
 
 /** Defaults of the constructor options, in seconds. */
 export const DEFAULT_CONNECT_TIMEOUT_SECONDS = 10;
@@ -34,26 +39,27 @@ export interface PostgresAdapterOptions {
   idleTimeoutSeconds?: number;
   /** Receives warnings about cleanup that failed after a call had already returned. */
   logger?: Pick<Logger, "warn">;
-}
-
-/** Settings, admin pool and error context that every call starts from. */
-interface PreparedCall {
-  settings: PostgresSettings;
-  pool: postgres.Sql;
-  context: ErrorContext;
+  /**
+   * Seals the values of static secrets, as for the local adapter. Without it the adapter
+   * serves dynamic secrets only.
+   */
+  sealer?: ValueSealer;
 }
 
 /**
- * Dynamic PostgreSQL credentials, as Vault's database secrets engine issues them: each
- * lease gets its own login role, created in the granted group roles with VALID UNTIL set
- * to the lease expiry, and dropped on revoke.
+ * PostgreSQL credentials of two kinds. Dynamic secrets work as Vault's database secrets
+ * engine: each lease gets its own login role, created in the granted group roles with
+ * VALID UNTIL set to the lease expiry, and dropped on revoke. Static secrets rotate the
+ * password of one existing login role through the four rotation steps, in
+ * `StaticRoleRotation`.
  */
 export class PostgresAdapter implements SecretAdapter {
   readonly name = "postgres";
-  readonly kinds: readonly SecretKind[] = ["dynamic"];
+  readonly kinds: readonly SecretKind[];
 
   readonly #pools: ConnectionPools;
   readonly #logger: Pick<Logger, "warn"> | undefined;
+  readonly #staticRoles: StaticRoleRotation | undefined;
 
   constructor(options: PostgresAdapterOptions = {}) {
     const connectTimeoutSeconds = options.connectTimeoutSeconds ?? DEFAULT_CONNECT_TIMEOUT_SECONDS;
@@ -63,15 +69,25 @@ export class PostgresAdapter implements SecretAdapter {
 
     this.#pools = new ConnectionPools({ connectTimeoutSeconds, idleTimeoutSeconds });
     this.#logger = options.logger;
+    this.#staticRoles =
+      options.sealer === undefined
+        ? undefined
+        : new StaticRoleRotation({ pools: this.#pools, sealer: options.sealer, connectTimeoutSeconds, logger: options.logger });
+    this.kinds = this.#staticRoles === undefined ? ["dynamic"] : ["dynamic", "static"];
   }
 
+  /** Validates settings of either kind. An adapter without a sealer validates static settings too, although the registry sends it none. */
   parseSettings(kind: SecretKind, settings: unknown): Record<string, unknown> {
     return parsePostgresSettings(kind, settings);
   }
 
   async issue(call: AdapterCall, request: IssueRequest): Promise<IssuedCredential> {
+    if (call.secret.kind === "static") {
+      return this.#staticRolesFor(call).issue(call, request);
+    }
+
     requireValidDate(request.expiresAt);
-    const { settings, pool, context } = await this.#prepare(call);
+    const { settings, pool, context } = await prepareCall(this.#pools, call, "dynamic");
 
     const username = newRoleName(settings.role.name_prefix);
     const password = newPassword();
@@ -95,10 +111,15 @@ export class PostgresAdapter implements SecretAdapter {
     return { data: { username, password }, version: null, upstreamLeaseId: username, expiresAt: request.expiresAt };
   }
 
+  /** Moves the VALID UNTIL of a dynamic lease's role to `expiresAt`. A static secret has no upstream lease, so nothing changes. */
   async renew(call: AdapterCall, lease: UpstreamLease, expiresAt: Date): Promise<void> {
+    if (call.secret.kind === "static") {
+      return;
+    }
+
     requireValidDate(expiresAt);
     const roleName = requireDynamicRoleName(call, lease);
-    const { pool, context } = await this.#prepare(call);
+    const { pool, context } = await prepareCall(this.#pools, call, "dynamic");
 
     let found: boolean;
     try {
@@ -111,10 +132,17 @@ export class PostgresAdapter implements SecretAdapter {
     }
   }
 
-  /** Drops the role of `lease`; a role that is already gone counts as revoked. */
+  /**
+   * Drops the role of a dynamic lease; a role that is already gone counts as revoked.
+   * A static secret's role outlives its leases, so nothing happens for it.
+   */
   async revoke(call: AdapterCall, lease: UpstreamLease): Promise<void> {
+    if (call.secret.kind === "static") {
+      return;
+    }
+
     const roleName = requireDynamicRoleName(call, lease);
-    const { pool, context } = await this.#prepare(call);
+    const { pool, context } = await prepareCall(this.#pools, call, "dynamic");
 
     try {
       await raceAbort(call.signal, dropDynamicRole(pool, call.signal, roleName));
@@ -123,59 +151,43 @@ export class PostgresAdapter implements SecretAdapter {
     }
   }
 
-  createPending(): Promise<PendingVersion> {
-    return Promise.reject(new UpstreamRejected(ROTATION_UNSUPPORTED));
+  async createPending(call: AdapterCall, request: CreatePendingRequest): Promise<PendingVersion> {
+    return this.#staticRolesFor(call).createPending(call, request);
   }
 
-  setPending(): Promise<void> {
-    return Promise.reject(new UpstreamRejected(ROTATION_UNSUPPORTED));
+  async setPending(call: AdapterCall, pending: VersionRef): Promise<void> {
+    await this.#staticRolesFor(call).setPending(call, pending);
   }
 
-  testPending(): Promise<void> {
-    return Promise.reject(new UpstreamRejected(ROTATION_UNSUPPORTED));
+  async testPending(call: AdapterCall, pending: VersionRef): Promise<void> {
+    await this.#staticRolesFor(call).testPending(call, pending);
   }
 
-  finishPending(): Promise<void> {
-    return Promise.reject(new UpstreamRejected(ROTATION_UNSUPPORTED));
+  /** PostgreSQL has no stages to promote: the password that setPending set is in use already. */
+  async finishPending(call: AdapterCall, _pending: VersionRef, _previous: VersionRef | null): Promise<void> {
+    // Rejects as the other rotation steps do when the secret is dynamic or the adapter has no sealer.
+    this.#staticRolesFor(call);
   }
 
-  discardPending(): Promise<void> {
-    return Promise.reject(new UpstreamRejected(ROTATION_UNSUPPORTED));
+  async discardPending(call: AdapterCall, pending: VersionRef, current: VersionRef | null): Promise<void> {
+    await this.#staticRolesFor(call).discardPending(call, pending, current);
   }
 
   async close(): Promise<void> {
     await this.#pools.closeAll();
   }
 
-  /** Validates the settings, reads the admin password from its local secret and picks the pool. */
-  async #prepare(call: AdapterCall): Promise<PreparedCall> {
-    const settings = parsePostgresSettings(call.secret.kind, call.secret.settings);
-    const { connection } = settings;
-    const context: ErrorContext = {
-      secretName: call.secret.name,
-      server: `${connection.host}:${connection.port}/${connection.database}`,
-      adminRole: connection.username,
-      passwordSecret: connection.password_secret,
-    };
-
-    let adminSecret: Record<string, string>;
-    try {
-      if (call.signal.aborted) {
-        throw new CallAborted("the call was aborted before it started", { cause: call.signal.reason });
-      }
-      adminSecret = await raceAbort(call.signal, call.readLocalSecret(connection.password_secret));
-    } catch (error) {
-      throw toAdapterError(error, context, `read local secret ${connection.password_secret}`);
+  /** Returns the static rotation for a static secret; rejects dynamic secrets, and static ones on an adapter without a sealer. */
+  #staticRolesFor(call: AdapterCall): StaticRoleRotation {
+    if (call.secret.kind !== "static") {
+      throw new UpstreamRejected(ROTATION_UNSUPPORTED);
     }
-
-    const password = adminSecret[connection.password_field];
-    if (typeof password !== "string" || password === "") {
+    if (this.#staticRoles === undefined) {
       throw new UpstreamRejected(
-        `local secret ${connection.password_secret} has no field ${connection.password_field} for secret ${call.secret.name}; ` +
-          "store the admin password there or set connection.password_field",
+        `secret ${call.secret.name} is static, but this postgres adapter was built without a value sealer; construct it with options.sealer`,
       );
     }
-    return { settings, pool: this.#pools.poolFor(call.secret.id, settings, password), context };
+    return this.#staticRoles;
   }
 
   /**

@@ -78,6 +78,18 @@ export function toAdapterError(error: unknown, context: ErrorContext, action: st
   return clientError(error, context, on);
 }
 
+/**
+ * Returns how a failed login reports itself, `SQLSTATE 28P01` or a postgres.js code such
+ * as `SASL_SIGNATURE_MISMATCH`, or undefined when `error` is not a failed login.
+ */
+export function loginFailureCode(error: unknown): string | undefined {
+  if (error instanceof postgres.PostgresError) {
+    return LOGIN_FAILED_SQLSTATES.has(error.code) ? `SQLSTATE ${error.code}` : undefined;
+  }
+  const code = errorCode(error);
+  return code !== undefined && CLIENT_AUTH_ERROR_CODES.has(code) ? code : undefined;
+}
+
 function groupRoleError(error: GroupRoleGrantFailed, context: ErrorContext, on: string): AdapterError {
   const group = error.groupRole;
   if (error.cause.code === UNDEFINED_OBJECT) {

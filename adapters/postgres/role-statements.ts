@@ -106,6 +106,39 @@ export async function setRoleExpiry(pool: postgres.Sql, signal: AbortSignal, rol
 }
 
 /**
+ * Sets a role's password to a SCRAM-SHA-256 secret, so that the clear password never
+ * reaches the server. Returns false when the role does not exist.
+ */
+export async function setRolePassword(pool: postgres.Sql, signal: AbortSignal, roleName: string, passwordVerifier: string): Promise<boolean> {
+  try {
+    await runQuery(signal, pool`alter role ${pool(roleName)} password ${stringLiteral(pool, passwordVerifier)}`);
+    return true;
+  } catch (error) {
+    if (isUndefinedRole(error)) {
+      return false;
+    }
+    throw error;
+  }
+}
+
+/** Attributes of a role that decide whether the broker may change its password. */
+export interface RoleAttributes {
+  superuser: boolean;
+  /** The role is the one the admin connection is logged in as. */
+  isCurrentUser: boolean;
+}
+
+/** Reads whether `roleName` is a superuser or the connection's own role; undefined when the role does not exist. */
+export async function readRoleAttributes(pool: postgres.Sql, signal: AbortSignal, roleName: string): Promise<RoleAttributes | undefined> {
+  const rows = await runQuery(
+    signal,
+    pool<RoleAttributes[]>`select rolsuper as superuser, rolname = current_user or rolname = session_user as "isCurrentUser"
+                           from pg_roles where rolname = ${roleName}`,
+  );
+  return rows[0];
+}
+
+/**
  * Ends a role: blocks new logins, terminates its sessions on the whole server, drops
  * what it owns in the connected database, and drops the role. Returns false when the
  * role was already gone. Each step can be repeated, so a revoke that failed midway is

@@ -7,20 +7,23 @@ const pbkdf2Async = promisify(pbkdf2);
 export const SCRAM_ITERATIONS = 4096;
 const SCRAM_SALT_BYTES = 16;
 const SHA256_BYTES = 32;
-/** SASLprep (RFC 4013) leaves these characters unchanged, so no normalization step is needed. */
-const SASLPREP_NEUTRAL_PASSWORD = /^[A-Za-z0-9]+$/;
+/**
+ * Printable ASCII, space included. SASLprep (RFC 4013) changes or prohibits only control
+ * characters and non-ASCII characters, so it leaves these passwords unchanged.
+ */
+export const SASLPREP_NEUTRAL_PASSWORD = /^[\x20-\x7e]+$/;
 
 /**
  * Computes the SCRAM-SHA-256 secret that PostgreSQL stores in pg_authid.rolpassword
  * (RFC 5802 section 3, RFC 7677), in its text form
  * `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>` with base64 parts.
- * CREATE ROLE ... PASSWORD accepts this form and stores it as is, so the clear password
- * never reaches the server, its logs or pg_stat_activity. Accepts only [A-Za-z0-9]
- * passwords, for which SASLprep is the identity.
+ * CREATE ROLE and ALTER ROLE ... PASSWORD accept this form and store it as is, so the
+ * clear password never reaches the server, its logs or pg_stat_activity. Accepts only
+ * printable ASCII passwords, for which SASLprep is the identity.
  */
 export async function scramSha256Verifier(password: string, salt: Buffer, iterations = SCRAM_ITERATIONS): Promise<string> {
   if (!SASLPREP_NEUTRAL_PASSWORD.test(password)) {
-    throw new RangeError("scramSha256Verifier accepts only passwords of letters and digits");
+    throw new RangeError("scramSha256Verifier accepts only non-empty passwords of printable ASCII characters");
   }
 
   const saltedPassword = await pbkdf2Async(password, salt, iterations, SHA256_BYTES, "sha256");

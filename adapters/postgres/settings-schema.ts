@@ -1,5 +1,6 @@
 import { isIP } from "node:net";
 import { z } from "zod";
+import { DYNAMIC_ROLE_NAME } from "./role-credentials.js";
 
 /** PostgreSQL truncates identifiers longer than NAMEDATALEN - 1 = 63 bytes. */
 export const MAX_IDENTIFIER_BYTES = 63;
@@ -128,7 +129,26 @@ const roleSchema = z
   .default({ member_of: [] });
 
 /** Settings of a dynamic PostgreSQL secret as the API accepts them, before defaults that depend on other fields. */
-export const settingsSchema = z.strictObject(
+export const dynamicSettingsSchema = z.strictObject(
   { connection: connectionSchema, role: roleSchema },
+  expecting("must be an object with connection and role"),
+);
+
+const staticRoleSchema = z.strictObject(
+  {
+    name: z
+      .string(expecting("must be the name of the login role whose password the broker rotates"))
+      .regex(IDENTIFIER_PATTERN, { message: "must be a role name: a letter or _, then up to 62 letters, digits, _ or $", abort: true })
+      .refine(
+        (name) => !DYNAMIC_ROLE_NAME.test(name),
+        "names a role that the broker creates for a dynamic lease; name a role that no lease owns",
+      ),
+  },
+  expecting("must be an object with name, the login role whose password the broker rotates"),
+);
+
+/** Settings of a static PostgreSQL secret: the admin connection and the one role whose password is rotated. */
+export const staticSettingsSchema = z.strictObject(
+  { connection: connectionSchema, role: staticRoleSchema },
   expecting("must be an object with connection and role"),
 );

@@ -17,7 +17,7 @@ export function createAdapterRegistry(
 ): AdapterRegistry {
   const adapters: SecretAdapter[] = [
     new LocalAdapter({ sealer: deps.dataKeys }),
-    new PostgresAdapter({ logger: deps.log.child({ module: "postgres-adapter" }) }),
+    new PostgresAdapter({ logger: deps.log.child({ module: "postgres-adapter" }), sealer: deps.dataKeys }),
     ...extra,
   ];
   return new AdapterRegistry(adapters, { timeoutMs: deps.config.adapterTimeoutMs, log: deps.log.child({ module: "adapters" }), metrics: deps.metrics });

@@ -1,11 +1,11 @@
 import { randomBytes } from "node:crypto";
-import { createServer, type Server, type Socket } from "node:net";
+import { createServer } from "node:net";
 import type postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AdapterCall, SecretData } from "../../adapters/contract.js";
 import { InvalidAdapterSettings, UpstreamRejected, UpstreamTimeout, UpstreamUnavailable } from "../../adapters/errors.js";
 import { PostgresAdapter } from "../../adapters/postgres/postgres-adapter.js";
-import { createPostgresFixture, type PostgresFixture, serverChecksPasswords, TEST_POSTGRES_URL } from "../support/postgres-fixture.js";
+import { createPostgresFixture, type PostgresFixture, serverChecksPasswords, startSilentServer, TEST_POSTGRES_URL } from "../support/postgres-fixture.js";
 
 const HOUR_MS = 3600_000;
 /** How long a test waits for a statement to start waiting on a lock before it gives up. */
@@ -396,25 +396,6 @@ async function unusedPort(): Promise<number> {
   const port = (server.address() as { port: number }).port;
   await new Promise((resolve) => server.close(resolve));
   return port;
-}
-
-/** Starts a TCP server on loopback that accepts connections and never sends a byte, as a hung server does. */
-async function startSilentServer(): Promise<{ port: number; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    port: (server.address() as { port: number }).port,
-    close: async () => {
-      for (const socket of sockets) {
-        socket.destroy();
-      }
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
 }
 
 /** Polls pg_stat_activity until a session of `username` waits on a lock. */

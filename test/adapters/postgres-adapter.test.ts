@@ -216,15 +216,18 @@ describe.skipIf(!TEST_POSTGRES_URL)("postgres adapter", () => {
     }
   });
 
-  it.each(["createPending", "setPending", "testPending", "finishPending", "discardPending"] as const)(
-    "rotation step %s rejects",
-    async (step) => {
-      const attempt = adapter[step]();
+  it.each<[string, () => Promise<unknown>]>([
+    ["createPending", () => adapter.createPending(call, { rotationId: "rot_dynamic", current: null, value: { password: "a".repeat(20) } })],
+    ["setPending", () => adapter.setPending(call, { version: "2", sealedValue: null })],
+    ["testPending", () => adapter.testPending(call, { version: "2", sealedValue: null })],
+    ["finishPending", () => adapter.finishPending(call, { version: "2", sealedValue: null }, { version: "1", sealedValue: null })],
+    ["discardPending", () => adapter.discardPending(call, { version: "2", sealedValue: null }, { version: "1", sealedValue: null })],
+  ])("rotation step %s rejects", async (_step, runStep) => {
+    const attempt = runStep();
 
-      await expect(attempt).rejects.toBeInstanceOf(UpstreamRejected);
-      await expect(attempt).rejects.toThrow(/rotation of dynamic PostgreSQL secrets is not supported/);
-    },
-  );
+    await expect(attempt).rejects.toBeInstanceOf(UpstreamRejected);
+    await expect(attempt).rejects.toThrow(/rotation of dynamic PostgreSQL secrets is not supported/);
+  });
 
   it("admin pool keeps two connections", async () => {
     await adapter.close();

@@ -20,8 +20,12 @@ describe("scram verifier", () => {
     expect(await newScramVerifier("Password123")).not.toBe(await newScramVerifier("Password123"));
   });
 
-  it.each(["", "pass word", "pässword", "pass'word", "pass\\word"])("password %j rejected", async (password) => {
+  it.each(["", "pässword", "tab\tword", "new\nline", "nul\u0000byte", "del\u007fete", "non\u00a0breaking"])("password %j rejected", async (password) => {
     await expect(scramSha256Verifier(password, randomBytes(16))).rejects.toBeInstanceOf(RangeError);
+  });
+
+  it.each(["pass word", "pass'word", "pass\\word", "~!@#$%^&*()_+{}|:\"<>?`-=[];,./"])("printable ASCII %j accepted", async (password) => {
+    await expect(scramSha256Verifier(password, randomBytes(16))).resolves.toMatch(SCRAM_SECRET);
   });
 });
 
@@ -38,10 +42,14 @@ describe.skipIf(!TEST_POSTGRES_URL)("scram verifier against server", () => {
     await sql?.end();
   });
 
-  it("matches secret the server computes", async () => {
-    const password = randomBytes(24).toString("hex");
+  it.each([
+    ["hex", randomBytes(24).toString("hex")],
+    ["every printable ASCII character", Array.from({ length: 0x7f - 0x20 }, (_, index) => String.fromCharCode(0x20 + index)).join("")],
+  ])("matches secret the server computes: %s", async (_label, password) => {
     await sql.unsafe(`set password_encryption = 'scram-sha-256'`);
-    await sql.unsafe(`create role ${role} nologin password '${password}'`);
+    await sql.unsafe(`drop role if exists ${role}`);
+    // With standard_conforming_strings on, only the quote needs doubling inside the literal.
+    await sql.unsafe(`create role ${role} nologin password '${password.replaceAll("'", "''")}'`);
 
     const [row] = await sql<{ rolpassword: string }[]>`select rolpassword from pg_authid where rolname = ${role}`;
     const [, iterations, salt] = SCRAM_SECRET.exec(row!.rolpassword) ?? [];

@@ -77,7 +77,7 @@ describe("postgres adapter settings", () => {
     expect(settings.connection.ca).toBe(PEM);
   });
 
-  it("static kind rejected", () => {
+  it("dynamic settings rejected for static kind", () => {
     let error: unknown;
     try {
       adapter.parseSettings("static", validSettings());
@@ -86,7 +86,21 @@ describe("postgres adapter settings", () => {
     }
 
     expect(error).toBeInstanceOf(InvalidAdapterSettings);
-    expect((error as InvalidAdapterSettings).invalidSettings).toEqual([{ name: "kind", reason: expect.stringContaining("must be dynamic") }]);
+    expect((error as InvalidAdapterSettings).invalidSettings.map((entry) => entry.name).sort()).toEqual(
+      ["role.connection_limit", "role.member_of", "role.name", "role.name_prefix"].sort(),
+    );
+  });
+
+  it("unknown kind rejected", () => {
+    let error: unknown;
+    try {
+      adapter.parseSettings("rotating" as "static", validSettings());
+    } catch (caught) {
+      error = caught;
+    }
+
+    expect(error).toBeInstanceOf(InvalidAdapterSettings);
+    expect((error as InvalidAdapterSettings).invalidSettings).toEqual([{ name: "kind", reason: expect.stringContaining("must be dynamic or static") }]);
   });
 
   it("errors carry the settings code", () => {
@@ -156,6 +170,7 @@ describe("postgres adapter settings", () => {
     ["connection_limit fraction", (s) => ({ ...s, role: { ...s.role, connection_limit: 1.5 } }), "role.connection_limit"],
     ["connection_limit string", (s) => ({ ...s, role: { ...s.role, connection_limit: "5" } }), "role.connection_limit"],
     ["unknown role setting", (s) => ({ ...s, role: { ...s.role, superuser: true } }), "role.superuser"],
+    ["static role.name", (s) => ({ ...s, role: { ...s.role, name: "orders_app" } }), "role.name"],
   ];
 
   it.each(badSettings)("rejects %s", (_label, mutate, field) => {

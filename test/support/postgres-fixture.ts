@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
+import { createServer, type Server, type Socket } from "node:net";
 import postgres from "postgres";
-import type { AdapterCall, SecretData } from "../../adapters/contract.js";
+import type { AdapterCall, SecretData, SecretKind } from "../../adapters/contract.js";
 
 /** The PostgreSQL server the adapter tests run against; the tests skip when it is unset. */
 export const TEST_POSTGRES_URL = process.env["TEST_POSTGRES_URL"] ?? process.env["DATABASE_URL"];
@@ -13,8 +14,9 @@ const ROWS_IN_ORDERS = 3;
  * A scratch database on the test server with the roles a dynamic PostgreSQL secret
  * needs: a group role that may read `orders`, a group role that may create tables in
  * schema `scratch`, and a non-superuser admin with CREATEROLE and ADMIN OPTION on both,
- * as a realistic broker admin on PostgreSQL 15 and later looks. `close()` drops all of
- * it, dynamic roles left behind by a failed test included.
+ * as a realistic broker admin on PostgreSQL 15 and later looks. Static secrets rotate
+ * roles made by `createRole`. `close()` drops all of it, dynamic roles left behind by a
+ * failed test included.
  */
 export interface PostgresFixture {
   host: string;
@@ -30,8 +32,16 @@ export interface PostgresFixture {
   readonly rowsInOrders: number;
   /** Adapter settings for this database; `overrides` replace `connection` and `role` fields. */
   settings(overrides?: { connection?: Record<string, unknown>; role?: Record<string, unknown> }): Record<string, unknown>;
-  /** Builds an AdapterCall for `settings` whose local secret store contains the admin password. */
+  /** Settings of a static secret that rotates the password of `roleName`; `overrides` replace `connection` fields. */
+  staticSettings(roleName: string, overrides?: { connection?: Record<string, unknown> }): Record<string, unknown>;
+  /**
+   * Builds an AdapterCall for `settings` whose local secret store contains the admin
+   * password. The secret is dynamic unless `options.kind` sets another kind, and each kind
+   * has its own secret id.
+   */
   call(settings: Record<string, unknown>, options?: CallOptions): AdapterCall;
+  /** Creates a role with `password` and `attributes` (LOGIN by default), which `close()` drops. */
+  createRole(password: string, attributes?: string): Promise<string>;
   /** Opens a client that logs in as `username`, to the scratch database by default; `close()` ends it. */
   connectAs(username: string, password: string, database?: string): postgres.Sql;
   /** Opens a superuser client on another database of the server; `close()` ends it. */
@@ -43,6 +53,7 @@ export interface PostgresFixture {
 }
 
 export interface CallOptions {
+  kind?: SecretKind;
   signal?: AbortSignal;
   readLocalSecret?: (name: string) => Promise<SecretData>;
 }
@@ -85,6 +96,7 @@ export async function createPostgresFixture(serverUrl: string): Promise<Postgres
   await sql.unsafe(`grant usage, create on schema scratch to ${writerRole}`);
 
   const clients: postgres.Sql[] = [];
+  const createdRoles: string[] = [];
 
   const fixture: PostgresFixture = {
     host,
@@ -112,9 +124,25 @@ export async function createPostgresFixture(serverUrl: string): Promise<Postgres
       };
     },
 
-    call(settings, options = {}) {
+    staticSettings(roleName, overrides = {}) {
       return {
-        secret: { id: `sec_${suffix}`, name: "db/orders-dynamic", kind: "dynamic", settings, generate: null },
+        connection: {
+          host,
+          port,
+          database,
+          username: admin.username,
+          password_secret: ADMIN_PASSWORD_SECRET,
+          ssl: "disable",
+          ...overrides.connection,
+        },
+        role: { name: roleName },
+      };
+    },
+
+    call(settings, options = {}) {
+      const kind = options.kind ?? "dynamic";
+      return {
+        secret: { id: kind === "dynamic" ? `sec_${suffix}` : `sec_${suffix}_${kind}`, name: `db/orders-${kind}`, kind, settings, generate: null },
         signal: options.signal ?? new AbortController().signal,
         readLocalSecret:
           options.readLocalSecret ??
@@ -125,6 +153,13 @@ export async function createPostgresFixture(serverUrl: string): Promise<Postgres
             return { password: admin.password };
           }),
       };
+    },
+
+    async createRole(password, attributes = "login") {
+      const name = `sbt_app_${suffix}_${createdRoles.length}`;
+      createdRoles.push(name);
+      await server.unsafe(`create role ${name} ${attributes} password '${password.replaceAll("'", "''")}'`);
+      return name;
     },
 
     connectAs(username, password, otherDatabase = database) {
@@ -171,7 +206,7 @@ export async function createPostgresFixture(serverUrl: string): Promise<Postgres
       const leftovers = await fixture.dynamicRoles();
       await sql.end();
       await server.unsafe(`drop database if exists ${database} with (force)`);
-      for (const role of [...leftovers, readerRole, writerRole, admin.username]) {
+      for (const role of [...leftovers, ...createdRoles, readerRole, writerRole, admin.username]) {
         await server`select pg_terminate_backend(pid, 5000) from pg_stat_activity where usename = ${role}`;
         await server.unsafe(`drop role if exists "${role}"`);
       }
@@ -193,4 +228,23 @@ export async function serverChecksPasswords(sql: postgres.Sql): Promise<boolean>
     from pg_hba_file_rules where type like 'host%'`;
   const row = rows[0];
   return row !== undefined && row.total > 0 && row.trusting === 0;
+}
+
+/** Starts a TCP server on loopback that accepts connections and never sends a byte, as a hung server does. */
+export async function startSilentServer(): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    close: async () => {
+      for (const socket of sockets) {
+        socket.destroy();
+      }
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
 }
