@@ -15,8 +15,10 @@ import { localSecretReader } from "./local-secret-reader.js";
 import { DEFAULT_SECRET_TTL_SECONDS, type SecretCreateInput, type SecretFilterInput, type SecretUpdateInput, type SecretView } from "./secret-schemas.js";
 import { type SecretRow, toSecretRef, toSecretView, type VersionRow } from "./secret-views.js";
 
-/** Adapter whose secrets get their first version from the broker when they are created. */
+/** Adapters that keep a static secret's value in the broker, so that the secret needs its first version at creation. */
 const LOCAL_ADAPTER = "local";
+const POSTGRES_ADAPTER = "postgres";
+const STORED_VALUE_ADAPTERS = new Set([LOCAL_ADAPTER, POSTGRES_ADAPTER]);
 
 /**
  * Creates a secret. A static secret of the local adapter, or any static secret given a
@@ -51,7 +53,7 @@ export async function createSecret(deps: BrokerDeps, context: RequestContext, in
     deletedAt: null,
     deletedBy: null,
   };
-  const needsFirstVersion = input.kind === "static" && (input.adapter === LOCAL_ADAPTER || input.value !== undefined || input.generate !== undefined);
+  const needsFirstVersion = input.kind === "static" && (STORED_VALUE_ADAPTERS.has(input.adapter) || input.value !== undefined || input.generate !== undefined);
   const first = needsFirstVersion ? await createFirstVersion(deps, row, input.value ? toSecretData(input.value) : undefined) : undefined;
   const fingerprint = first ? fingerprintOf(await deps.dataKeys.fingerprintKey(), first.data) : null;
 
@@ -94,6 +96,11 @@ function checkInitialValue(input: SecretCreateInput): void {
   if (input.kind === "dynamic" && (input.value !== undefined || input.generate !== undefined)) {
     const name = input.value !== undefined ? "value" : "generate";
     throw new ValidationFailed([{ name, reason: "a dynamic secret has no stored value: its adapter creates a credential per lease" }]);
+  }
+  if (input.adapter === POSTGRES_ADAPTER && input.kind === "static" && input.value === undefined) {
+    throw new ValidationFailed([
+      { name: "value", reason: 'a static PostgreSQL secret starts from the role\'s current password: give value {"password": "..."}' },
+    ]);
   }
   if (input.adapter === LOCAL_ADAPTER && input.kind === "static" && input.value === undefined && input.generate === undefined) {
     throw new ValidationFailed([
