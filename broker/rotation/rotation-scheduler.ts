@@ -14,7 +14,7 @@ import { startRotation } from "./rotation-start.js";
 
 /** Secrets turned into rotations per tick, oldest due first; the rest wait for the next tick. */
 export const ROTATION_ENQUEUE_BATCH = 200;
-/** Rotations one process runs at once. */
+/** Rotations one process claims and runs at once; a tick repeats batches until none is left. */
 export const ROTATION_CONCURRENCY = 8;
 
 /** What one scheduler tick did. */
@@ -37,7 +37,15 @@ export function newClaimOwner(): string {
  */
 export async function runRotationTick(deps: BrokerDeps, owner: string, signal?: AbortSignal): Promise<RotationTickResult> {
   const started = await startDueRotations(deps);
-  const claimed = await claimRotations(deps, owner);
+  const outcomes: RunOutcome[] = [];
+  // Claim and run batches until none is left, so that a backlog drains in one tick.
+  for (let batch = await claimRotations(deps, owner); batch.length > 0 && !signal?.aborted; batch = await claimRotations(deps, owner)) {
+    outcomes.push(...(await runBatch(deps, batch, owner, signal)));
+  }
+  return { started, outcomes };
+}
+
+async function runBatch(deps: BrokerDeps, claimed: string[], owner: string, signal?: AbortSignal): Promise<RunOutcome[]> {
   const outcomes: RunOutcome[] = [];
   const queue = [...claimed];
   async function worker(): Promise<void> {
@@ -46,7 +54,7 @@ export async function runRotationTick(deps: BrokerDeps, owner: string, signal?: 
     }
   }
   await Promise.all(Array.from({ length: Math.min(ROTATION_CONCURRENCY, claimed.length) }, worker));
-  return { started, outcomes };
+  return outcomes;
 }
 
 /** Starts rotations for due secrets, in one transaction, skipping secrets another process has locked. */
