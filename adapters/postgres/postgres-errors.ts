@@ -145,8 +145,9 @@ function clientError(error: unknown, context: ErrorContext, on: string): unknown
     return error;
   }
   if (NETWORK_ERROR_CODES.has(code)) {
+    const tlsHint = code === "ECONNRESET" ? ", and that the server accepts TLS when connection.ssl is require or verify-full" : "";
     return new UpstreamUnavailable(
-      `PostgreSQL is unreachable ${on} (${code}); check that the server is running and that connection.host and connection.port are right`,
+      `PostgreSQL is unreachable ${on} (${code}); check that the server is running and that connection.host and connection.port are right${tlsHint}`,
       { cause: error },
     );
   }

@@ -22,6 +22,9 @@ export async function createGrant(tx: Executor, now: Date, record: RecordAudit, 
   if (account.kind === "supplier" && !input.not_after) {
     throw new ValidationFailed([{ name: "not_after", reason: SUPPLIER_NEEDS_NOT_AFTER }]);
   }
+  if (input.secret !== undefined) {
+    checkScopesAllowed(input.scopes, account.allowedScopes, account.id);
+  }
   checkWindow(input.not_before, input.not_after, now);
   const secret = input.secret === undefined ? undefined : await findLiveSecretByName(tx, input.secret);
   if (input.secret !== undefined && !secret) {
@@ -48,6 +51,23 @@ export async function createGrant(tx: Executor, now: Date, record: RecordAudit, 
     .returning();
   record({ action: "grant.create", target: row!.id, details: grantDetails(row!) });
   return toGrantView(row!, secret?.name ?? null, now);
+}
+
+/**
+ * A secret grant's scopes must be ones the account may put in its tokens: a scope
+ * outside its allowed scopes could never be requested, so the grant would never be
+ * usable. An audience grant's scopes instead set what a token for that audience carries.
+ */
+function checkScopesAllowed(scopes: string[], allowed: string[], accountId: string): void {
+  const missing = scopes.filter((scope) => !allowed.includes(scope));
+  if (missing.length > 0) {
+    throw new ValidationFailed([
+      {
+        name: "scopes",
+        reason: `${missing.join(" ")} ${missing.length === 1 ? "is" : "are"} not in the allowed_scopes of service account ${accountId}, so no token could carry ${missing.length === 1 ? "it" : "them"}; add ${missing.length === 1 ? "it" : "them"} with PATCH /v1/service-accounts/${accountId} first`,
+      },
+    ]);
+  }
 }
 
 function checkWindow(notBefore: string | undefined, notAfter: string | undefined | null, now: Date): void {
@@ -133,6 +153,9 @@ export async function updateGrant(tx: Executor, now: Date, record: RecordAudit, 
   }
   if (input.not_after) {
     checkWindow(current.notBefore?.toISOString(), input.not_after, now);
+  }
+  if (input.scopes && current.secretId) {
+    checkScopesAllowed(input.scopes, (await findServiceAccount(tx, current.serviceAccountId)).allowedScopes, current.serviceAccountId);
   }
 
   let notAfter: Date | null | undefined = undefined;

@@ -125,11 +125,10 @@ export function planRenewal(lease: LeaseRow, bounds: RenewalBounds, increment: n
   }
 
   const requested = increment ?? bounds.defaultIncrement;
-  const granted = Math.min(requested, remaining, ...bounds.caps);
-  const warnings =
-    granted < requested
-      ? [`TTL of ${requested}s exceeded the effective max TTL; capped to ${granted}s (lease max expiry ${lease.maxExpiresAt.toISOString()})`]
-      : [];
+  const cap = Math.min(...bounds.caps);
+  const granted = Math.min(requested, remaining, cap);
+  const limit = remaining <= cap ? `the lease's max expiry ${lease.maxExpiresAt.toISOString()}` : `the max TTL of ${cap}s`;
+  const warnings = granted < requested ? [`TTL of ${requested}s exceeded the effective max TTL; capped to ${granted}s by ${limit}`] : [];
   return { requested, granted, expiresAt: new Date(now.getTime() + granted * 1000), warnings };
 }
 

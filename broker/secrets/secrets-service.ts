@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt, isNull, like, lt, type SQL } from "drizzle-orm";
+import { and, asc, desc, eq, gt, isNull, like, lt, type SQL, sql } from "drizzle-orm";
 import type { PendingVersion, SecretData, SecretKind } from "../../adapters/contract.js";
 import type { RequestContext } from "../audit/audit-types.js";
 import { auditedTransaction, type RecordAudit } from "../audit/audit-writer.js";
@@ -220,6 +220,7 @@ export async function deleteSecret(deps: BrokerDeps, tx: Executor, record: Recor
   const now = deps.clock.now();
   const current = await findSecret(tx, id, true);
   ensureNotDeleted(current);
+  await ensureNotReferenced(tx, current);
   const why = `secret ${current.name} deleted: ${reason ?? "no reason given"}`;
 
   const [row] = await tx.update(secrets).set({ deletedAt: now, deletedBy: actor, updatedAt: now }).where(eq(secrets.id, id)).returning();
@@ -231,6 +232,29 @@ export async function deleteSecret(deps: BrokerDeps, tx: Executor, record: Recor
   record({ action: "secret.delete", target: id, details: { name: current.name, reason: reason ?? null, grants_revoked: revokedGrants.map((grant) => grant.id) } });
   await revokeLeases(tx, now, record, { secretId: id }, actor, why);
   return toSecretView(row!);
+}
+
+/**
+ * Refuses to delete a local secret that another live secret's settings name in a
+ * `*_secret` field (such as a PostgreSQL admin password): that secret would stop
+ * working, and its leases could no longer be revoked upstream.
+ */
+async function ensureNotReferenced(tx: Executor, secret: SecretRow): Promise<void> {
+  if (secret.adapter !== LOCAL_ADAPTER) {
+    return;
+  }
+  const users = await tx
+    .select({ name: secrets.name })
+    .from(secrets)
+    .where(
+      and(
+        isNull(secrets.deletedAt),
+        sql`jsonb_path_exists(${secrets.settings}, 'strict $.** ? (@.type() == "object").keyvalue() ? (@.key like_regex "_secret$" && @.value == $name)', jsonb_build_object('name', ${secret.name}::text))`,
+      ),
+    );
+  if (users.length > 0) {
+    throw new Conflict(`secret ${secret.name} is used by the settings of ${users.map((user) => user.name).join(", ")}; change or delete those first`);
+  }
 }
 
 function ensureNotDeleted(row: SecretRow): void {

@@ -10,7 +10,7 @@ let accountId: string;
 beforeAll(async () => {
   broker = await startTestBroker();
   secretName = (await createSecret(broker)).name;
-  accountId = (await createServiceAccount(broker)).id;
+  accountId = (await createServiceAccount(broker, { allowed_scopes: ["secrets:read"] })).id;
 });
 
 afterAll(async () => {
@@ -99,6 +99,7 @@ describe("bad input on POST /v1/grants", () => {
     ["unknown secret", (base) => ({ ...base, secret: "no/such-secret" }), "secret"],
     ["scope with a space", (base) => ({ ...base, scopes: ["a b"] }), "scopes[0]"],
     ["duplicate scopes", (base) => ({ ...base, scopes: ["a", "a"] }), "scopes"],
+    ["scope outside the account's allowed scopes", (base) => ({ ...base, scopes: ["db:admin"] }), "scopes"],
     ["max_ttl too small", (base) => ({ ...base, max_ttl: 5 }), "max_ttl"],
     ["not_after in the past", (base) => ({ ...base, not_after: "2020-01-01T00:00:00Z" }), "not_after"],
     ["not_after without a zone", (base) => ({ ...base, not_after: "2027-01-01T00:00:00" }), "not_after"],

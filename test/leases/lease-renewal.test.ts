@@ -104,7 +104,7 @@ describe("lease renewal", () => {
     expect(response.status, response.text).toBe(200);
     expect(response.json.lease_duration).toBe(900);
     expect(response.json.warnings).toHaveLength(1);
-    expect(response.json.warnings[0]).toMatch(/TTL of 3600s exceeded the effective max TTL; capped to 900s/);
+    expect(response.json.warnings[0]).toMatch(/TTL of 3600s exceeded the effective max TTL; capped to 900s by the max TTL of 900s/);
   });
 
   it("renewal capped at lease max TTL", async () => {
@@ -121,7 +121,7 @@ describe("lease renewal", () => {
     expect(response!.json.lease_duration).toBe(400);
     expect(response!.json.renewable).toBe(false);
     expect(response!.json.expires_at).toBe(at(3600));
-    expect(response!.json.warnings[0]).toMatch(/capped to 400s \(lease max expiry 2026-06-01T13:00:00.000Z\)/);
+    expect(response!.json.warnings[0]).toMatch(/capped to 400s by the lease's max expiry 2026-06-01T13:00:00.000Z/);
     expect(decodeJwt(response!.json.access_token).exp).toBe(T0 / 1000 + 3600);
     expect(await lease(token.lease_id)).toMatchObject({ expires_at: at(3600), max_expires_at: at(3600), renew_count: 4 });
   });

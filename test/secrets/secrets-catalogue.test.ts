@@ -94,6 +94,23 @@ describe("secrets catalogue", () => {
     expectProblem(await broker.request("DELETE", `/v1/secrets/${secret.id}`, { token: broker.tokens.operator }), 404, "not_found");
   });
 
+  it("refuses to delete a local secret another secret's settings use", async () => {
+    const admin = await createSecret(broker, { value: { password: "admin-password-123456" }, generate: undefined });
+    const dynamic = await createSecret(broker, {
+      adapter: "postgres",
+      kind: "dynamic",
+      generate: undefined,
+      settings: { connection: { host: "127.0.0.1", port: 5432, database: "orders", username: "broker_admin", password_secret: admin.name }, role: { member_of: [] } },
+    });
+
+    const refused = await broker.request("DELETE", `/v1/secrets/${admin.id}`, { token: broker.tokens.operator });
+    expectProblem(refused, 409, "conflict");
+    expect(refused.json.detail).toContain(dynamic.name);
+
+    await broker.request("DELETE", `/v1/secrets/${dynamic.id}`, { token: broker.tokens.operator });
+    expect((await broker.request("DELETE", `/v1/secrets/${admin.id}`, { token: broker.tokens.operator })).status).toBe(200);
+  });
+
   it("refuses a second live secret with the same name", async () => {
     const secret = await createSecret(broker);
     const again = await broker.request("POST", "/v1/secrets", {

@@ -9,7 +9,7 @@ import { CliError, UsageError } from "../cli-error.js";
 import { parseIntegerOption, parseTimeOption } from "../options.js";
 import { printFields, printJson, printTable } from "../output.js";
 
-const LEASE_STATUSES = ["active", "expired", "revoked"];
+const LEASE_STATUSES = ["active", "expired", "revoked", "revoke_failed"];
 const LINEAGE_FORMATS = ["json", "ndjson", "csv"];
 const LEASE_COLUMNS = ["id", "status", "kind", "service_account_id", "audience", "issued_at", "expires_at", "revoked_at"];
 
@@ -64,7 +64,13 @@ function addLeasesCommands(leases: Command): void {
       if (options.json) {
         return printJson(renewed);
       }
-      printFields({ lease_id: renewed.lease_id, lease_duration: renewed.lease_duration, renewable: renewed.renewable, expires_at: renewed.expires_at });
+      printFields({
+        lease_id: renewed.lease_id,
+        lease_duration: renewed.lease_duration,
+        renewable: renewed.renewable,
+        expires_at: renewed.expires_at,
+        ...(renewed.version === undefined ? {} : { version: renewed.version, current_version: renewed.current_version }),
+      });
       for (const warning of renewed.warnings ?? []) {
         process.stderr.write(`warning: ${warning}\n`);
       }
@@ -90,19 +96,25 @@ function addLeasesCommands(leases: Command): void {
 
   leases
     .command("revoke-bulk")
-    .description("revoke every live lease of a service account, of an application, or with a lease-id prefix, children included")
+    .description("revoke every live lease of a service account, an application or a secret, or with a lease-id prefix, children included")
     .option("--service-account <id>", "revoke this service account's leases (sa_...)")
     .option("--application <id>", "revoke this application's leases (app_...)")
+    .option("--secret <id>", "revoke the leases of this secret (sec_...)")
+    .option("--secret-version <version>", "with --secret: only leases that carried this version")
     .option("--prefix <prefix>", "revoke leases whose id starts with this prefix (lease_ and hex characters)")
     .option("--reason <text>", "why, recorded on each lease and in the audit log")
     .option("--json", "print JSON")
     .action(async (options) => {
-      const scopes = { service_account_id: options.serviceAccount, application_id: options.application, prefix: options.prefix };
+      const scopes = { service_account_id: options.serviceAccount, application_id: options.application, secret_id: options.secret, prefix: options.prefix };
       if (Object.values(scopes).filter((value) => value !== undefined).length !== 1) {
-        throw new UsageError("give exactly one of --service-account <id>, --application <id> or --prefix <prefix>");
+        throw new UsageError("give exactly one of --service-account <id>, --application <id>, --secret <id> or --prefix <prefix>");
+      }
+      if (options.secretVersion !== undefined && options.secret === undefined) {
+        throw new UsageError("--secret-version needs --secret <id>");
       }
       const result = await BrokerClient.fromEnvironment().json("POST", "/v1/leases/revoke", {
         ...scopes,
+        secret_version: options.secretVersion,
         reason: options.reason,
       });
       if (options.json) {
@@ -112,7 +124,14 @@ function addLeasesCommands(leases: Command): void {
     });
 }
 
-function printRevoked(result: { revoked: number; lease_ids: string[] }, noneMessage: string): void {
+interface RevokeResult {
+  revoked: number;
+  lease_ids: string[];
+  upstream?: { revoked: number; failed: number; pending: number };
+}
+
+/** Prints what was revoked; throws when upstream credentials are still live, so that the command exits 1. */
+function printRevoked(result: RevokeResult, noneMessage: string): void {
   if (result.revoked === 0) {
     process.stdout.write(`${noneMessage}\n`);
     return;
@@ -120,6 +139,16 @@ function printRevoked(result: { revoked: number; lease_ids: string[] }, noneMess
   process.stdout.write(`revoked ${result.revoked} ${result.revoked === 1 ? "lease" : "leases"}\n`);
   for (const id of result.lease_ids) {
     process.stdout.write(`${id}\n`);
+  }
+  const upstream = result.upstream;
+  if (upstream && upstream.revoked > 0) {
+    process.stdout.write(`upstream credentials revoked: ${upstream.revoked}\n`);
+  }
+  if (upstream && upstream.failed + upstream.pending > 0) {
+    throw new CliError(
+      `${upstream.failed} upstream credentials could not be revoked and ${upstream.pending} are still queued; ` +
+        "the broker retries them: list them with `secrets-broker leases list --status revoke_failed`",
+    );
   }
 }
 

@@ -3,6 +3,7 @@ import { BrokerClient } from "../broker-client.js";
 import { CliError } from "../cli-error.js";
 import { parseIntegerOption } from "../options.js";
 import { printFields, printJson, printTable } from "../output.js";
+import { resolveSecretId } from "../resolve-secret.js";
 
 const ROTATION_COLUMNS = ["id", "secret_id", "trigger", "status", "last_step", "from_version", "to_version", "failed_step", "created_at"];
 /** How often `rotate --wait` polls the rotation, in milliseconds. */
@@ -55,17 +56,6 @@ export function addRotationCommands(program: Command): void {
       });
       return options.json ? printJson(items) : printTable(items, ROTATION_COLUMNS);
     });
-}
-
-async function resolveSecretId(client: BrokerClient, secret: string): Promise<string> {
-  if (/^sec_[0-9a-f]{24}$/.test(secret)) {
-    return secret;
-  }
-  const matches = (await client.listAll("/v1/secrets", { name_prefix: secret })).filter((item: { name: string }) => item.name === secret);
-  if (matches.length === 0) {
-    throw new CliError(`no secret is named '${secret}'; list them with: secrets-broker secret list`);
-  }
-  return matches[0].id as string;
 }
 
 async function waitForRotation(client: BrokerClient, rotationId: string, timeoutSeconds: number): Promise<any> {

@@ -4,6 +4,7 @@ import { BrokerClient } from "../broker-client.js";
 import { UsageError } from "../cli-error.js";
 import { collect, parseIntegerOption, parseTimeOption } from "../options.js";
 import { printFields, printJson, printTable } from "../output.js";
+import { resolveSecretId } from "../resolve-secret.js";
 
 const SECRET_KINDS = ["static", "dynamic"];
 const GRANT_STATUSES = ["active", "not_yet_valid", "expired", "revoked"];
@@ -69,21 +70,25 @@ function addSecretSubcommands(secret: Command): void {
   secret
     .command("versions")
     .description("list a secret's versions with stages and fingerprints")
-    .argument("<id>", "secret id (sec_...)")
+    .argument("<secret>", "secret id (sec_...) or name")
     .option("--json", "print JSON")
-    .action(async (id: string, options) => {
-      const { items } = await BrokerClient.fromEnvironment().json("GET", `/v1/secrets/${encodeURIComponent(id)}/versions`);
+    .action(async (secret: string, options) => {
+      const client = BrokerClient.fromEnvironment();
+      const id = await resolveSecretId(client, secret);
+      const { items } = await client.json("GET", `/v1/secrets/${encodeURIComponent(id)}/versions`);
       return options.json ? printJson(items) : printTable(items, VERSION_COLUMNS);
     });
 
   secret
     .command("delete")
     .description("delete a secret: revokes its grants and live leases")
-    .argument("<id>", "secret id (sec_...)")
+    .argument("<secret>", "secret id (sec_...) or name")
     .option("--reason <text>", "why, for the audit log")
     .option("--json", "print JSON")
-    .action(async (id: string, options) => {
-      const deleted = await BrokerClient.fromEnvironment().json("DELETE", `/v1/secrets/${encodeURIComponent(id)}`, { reason: options.reason });
+    .action(async (secret: string, options) => {
+      const client = BrokerClient.fromEnvironment();
+      const id = await resolveSecretId(client, secret);
+      const deleted = await client.json("DELETE", `/v1/secrets/${encodeURIComponent(id)}`, { reason: options.reason });
       return options.json ? printJson(deleted) : printFields(deleted);
     });
 }
