@@ -223,6 +223,15 @@ const ROUTES: MutatingRoute[] = [
     malformedPath: { path: (f) => `/v1/grants/${f.secretId}`, field: "id" },
     unknownPath: () => `/v1/grants/${UNKNOWN_GRANT}`,
   },
+  {
+    route: "POST /v1/secrets/{id}/rotate",
+    path: (f) => `/v1/secrets/${f.secretId}/rotate`,
+    validBody: () => ({ reason: "quarterly", mode: "normal" }),
+    wrongType: { body: { mode: true }, field: "mode" },
+    limit: DEFAULT_BODY_LIMIT_BYTES,
+    malformedPath: { path: () => "/v1/secrets/payments%2Fapi-key/rotate", field: "id" },
+    unknownPath: () => `/v1/secrets/${UNKNOWN_SECRET}/rotate`,
+  },
   ...(["DELETE /v1/grants/{id}", "POST /v1/grants/{id}/revoke"] as const).map(
     (route): MutatingRoute => ({
       route,

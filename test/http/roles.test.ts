@@ -252,6 +252,29 @@ const ROUTES: RouteCase[] = [
   },
   { route: "DELETE /v1/grants/{id}", role: "operator", success: 200, prepare: async (broker) => ({ path: `/v1/grants/${await newGrantId(broker)}` }) },
   {
+    route: "POST /v1/secrets/{id}/rotate",
+    role: "operator",
+    success: 202,
+    prepare: async (broker) => ({ path: `/v1/secrets/${(await createSecret(broker)).id}/rotate`, body: { reason: "roles test" } }),
+  },
+  {
+    route: "GET /v1/secrets/{id}/rotations",
+    role: "auditor",
+    success: 200,
+    prepare: async (broker) => ({ path: `/v1/secrets/${(await createSecret(broker)).id}/rotations` }),
+  },
+  { route: "GET /v1/rotations", role: "auditor", success: 200 },
+  {
+    route: "GET /v1/rotations/{id}",
+    role: "auditor",
+    success: 200,
+    prepare: async (broker) => {
+      const secret = await createSecret(broker);
+      const started = await broker.request("POST", `/v1/secrets/${secret.id}/rotate`, { token: broker.tokens.operator });
+      return { path: `/v1/rotations/${started.json.id}` };
+    },
+  },
+  {
     route: "POST /v1/grants/{id}/revoke",
     role: "operator",
     success: 200,

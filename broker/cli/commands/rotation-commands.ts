@@ -44,7 +44,7 @@ export function addRotationCommands(program: Command): void {
     .command("rotations")
     .description("rotation history")
     .command("list")
-    .description("list rotations, newest last")
+    .description("list rotations, in id order; a secret's history in time order is GET /v1/secrets/{id}/rotations")
     .option("--secret <secret>", "only this secret's rotations (id or name)")
     .option("--status <status>", "in_progress, completed or rolled_back")
     .option("--json", "print JSON")
