@@ -1,23 +1,22 @@
-import { sql } from "drizzle-orm";
+import { and, eq, isNull, sql } from "drizzle-orm";
 import type { IssuedCredential, SecretData } from "../../adapters/contract.js";
 import type { RequestContext } from "../audit/audit-types.js";
 import { auditedTransaction, recordAuditEvents } from "../audit/audit-writer.js";
-import { rowsOf, type Tx } from "../db/database.js";
+import { type Executor, rowsOf, type Tx } from "../db/database.js";
 import { newId } from "../db/ids.js";
-import { leases } from "../db/schema.js";
+import { grants, leases, secrets, secretVersions, serviceAccounts } from "../db/schema.js";
 import type { BrokerDeps } from "../deps.js";
-import { BrokerError, InvalidState } from "../errors.js";
-import { selectSecretGrant } from "../grants/grant-selection.js";
+import { BrokerError, InvalidState, NotFound } from "../errors.js";
+import { chooseSecretGrant } from "../grants/grant-selection.js";
 import type { GrantRow } from "../grants/grant-types.js";
 import { auditDeps } from "../http/auth-middleware.js";
 import type { Workload } from "../http/request-context.js";
 import { findLease } from "../leases/lease-service.js";
 import { CREDENTIAL_LEASE } from "../leases/lease-types.js";
 import { loggableError } from "../logging/logger.js";
-import { findServiceAccount } from "../register/service-accounts-service.js";
+import type { ServiceAccountRow } from "../register/service-accounts-service.js";
 import { localSecretReader } from "../secrets/local-secret-reader.js";
-import { type SecretRow, toSecretRef, toVersionRef } from "../secrets/secret-views.js";
-import { currentVersion, findLiveSecretByName } from "../secrets/secrets-service.js";
+import { type SecretRow, toSecretRef, toVersionRef, type VersionRow } from "../secrets/secret-views.js";
 import { credentialLimits } from "./credential-limits.js";
 
 export interface CredentialRequest {
@@ -44,23 +43,18 @@ export interface CredentialResponse {
  */
 export async function issueCredential(deps: BrokerDeps, context: RequestContext, workload: Workload, request: CredentialRequest): Promise<CredentialResponse> {
   const now = deps.clock.now();
-  const [parent, account, found] = await Promise.all([
-    findLease(deps.db, workload.leaseId),
-    findServiceAccount(deps.db, workload.serviceAccountId),
-    findLiveSecretByName(deps.db, request.secret),
-  ]);
-  const grant = await selectSecretGrant(
-    deps.db,
-    { serviceAccountId: account.id, secretId: found?.id, secretName: request.secret, tokenScopes: parent.scopes },
-    now,
-  ).catch(async (error: unknown) => {
+  const parent = workload.lease ?? (await findLease(deps.db, workload.leaseId));
+  const { account, secret: found, current, grants: candidates } = await readIssueState(deps.db, workload.serviceAccountId, request.secret);
+  let grant: GrantRow;
+  try {
+    grant = chooseSecretGrant(candidates, { serviceAccountId: account.id, secretId: found?.id, secretName: request.secret, tokenScopes: parent.scopes }, now);
+  } catch (error) {
     await recordDenial(deps, context, account.id, request.secret, error);
     throw error;
-  });
-  // A grant names an existing secret: selectSecretGrant refused a name with no live secret.
+  }
+  // A grant names an existing secret: chooseSecretGrant refused a name with no live secret.
   const secret = found as SecretRow;
   const limits = credentialLimits(request, secret, grant, account, parent, now);
-  const current = secret.kind === "static" ? await currentVersion(deps.db, secret) : undefined;
 
   const leaseId = newId("lease");
   const issued = await deps.adapters.call(secret.adapter, toSecretRef(secret), "issue", localSecretReader(deps), (adapter, call) =>
@@ -118,6 +112,34 @@ export async function issueCredential(deps: BrokerDeps, context: RequestContext,
     data: issued.data,
     version,
     expires_at: expiresAt.toISOString(),
+  };
+}
+
+/** What an issue needs, read in one query: the account, the live secret by name, its current version and the account's unrevoked grants for it. */
+interface IssueState {
+  account: ServiceAccountRow;
+  secret: SecretRow | undefined;
+  current: VersionRow | undefined;
+  grants: GrantRow[];
+}
+
+async function readIssueState(db: Executor, serviceAccountId: string, secretName: string): Promise<IssueState> {
+  const rows = await db
+    .select({ account: serviceAccounts, secret: secrets, current: secretVersions, grant: grants })
+    .from(serviceAccounts)
+    .leftJoin(secrets, and(eq(secrets.name, secretName), isNull(secrets.deletedAt)))
+    .leftJoin(secretVersions, and(eq(secretVersions.secretId, secrets.id), eq(secretVersions.version, secrets.currentVersion)))
+    .leftJoin(grants, and(eq(grants.serviceAccountId, serviceAccounts.id), eq(grants.secretId, secrets.id), isNull(grants.revokedAt)))
+    .where(eq(serviceAccounts.id, serviceAccountId));
+  const [first] = rows;
+  if (!first) {
+    throw new NotFound("service account", serviceAccountId);
+  }
+  return {
+    account: first.account,
+    secret: first.secret ?? undefined,
+    current: first.current ?? undefined,
+    grants: rows.flatMap((row) => (row.grant ? [row.grant] : [])),
   };
 }
 

@@ -15,20 +15,15 @@ export interface GrantQuery {
 }
 
 /**
- * Picks the grant that lets a service account obtain a secret now. Of several usable
+ * Picks, from the account's unrevoked grants for the secret (`candidates`), the grant
+ * that lets the service account obtain the secret now. Of several usable
  * grants the one that lasts longest wins. Without one it throws the reason:
  * - `NoGrant`: no unrevoked grant for this account and secret, or no such secret, so
  *   that secret names cannot be probed;
  * - `GrantExpired`: every such grant is outside its validity window;
  * - `InsufficientScope`: a grant is valid, but the token lacks one of its scopes.
  */
-export async function selectSecretGrant(db: Executor, query: GrantQuery, now: Date): Promise<GrantRow> {
-  const candidates = query.secretId
-    ? await db
-        .select()
-        .from(grants)
-        .where(and(eq(grants.serviceAccountId, query.serviceAccountId), eq(grants.secretId, query.secretId), isNull(grants.revokedAt)))
-    : [];
+export function chooseSecretGrant(candidates: GrantRow[], query: GrantQuery, now: Date): GrantRow {
   if (candidates.length === 0) {
     throw new NoGrant(
       `no grant allows service account ${query.serviceAccountId} to obtain secret '${query.secretName}'; ask an operator to create one (POST /v1/grants)`,

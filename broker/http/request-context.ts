@@ -2,6 +2,7 @@ import { getConnInfo } from "@hono/node-server/conninfo";
 import type { Context } from "hono";
 import type { RequestContext } from "../audit/audit-types.js";
 import type { Operator } from "../auth/operator-tokens.js";
+import type { LeaseRow } from "../leases/lease-types.js";
 
 /** Values that middleware stores on each request. */
 export type AppEnv = {
@@ -16,6 +17,8 @@ export type AppEnv = {
 export interface Workload {
   serviceAccountId: string;
   leaseId: string;
+  /** The access token's lease as read when the token was checked; unset for a client authenticated by assertion. */
+  lease?: LeaseRow;
 }
 
 /** The caller's address, or null when the request did not come over a socket (in-process tests). */

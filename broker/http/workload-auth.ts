@@ -38,7 +38,7 @@ export async function authenticateAccessToken(deps: BrokerDeps, token: string): 
     return undefined;
   }
   const lease = await liveLeaseForJti(deps.db, payload.jti!, deps.clock.now());
-  return lease ? { serviceAccountId: lease.serviceAccountId, leaseId: lease.id } : undefined;
+  return lease ? { serviceAccountId: lease.serviceAccountId, leaseId: lease.id, lease } : undefined;
 }
 
 export async function liveLeaseForJti(db: Db, jti: string, now: Date) {

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { decodeProtectedHeader, importJWK, jwtVerify, SignJWT, type JWTPayload } from "jose";
+import { decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload } from "jose";
 import type { ActiveSigningKey, SigningKeyRing } from "./signing-key-ring.js";
 
 /** JWT header type of an RFC 9068 access token. */
@@ -58,12 +58,12 @@ export async function verifyOwnAccessToken(
     if (header.typ !== ACCESS_TOKEN_TYPE || typeof header.kid !== "string") {
       return undefined;
     }
-    const jwk = await keyRing.publicKey(header.kid);
-    if (!jwk || !jwk.alg) {
+    const verification = await keyRing.verificationKey(header.kid);
+    if (!verification) {
       return undefined;
     }
-    const { payload } = await jwtVerify(token, await importJWK(jwk, jwk.alg), {
-      algorithms: [jwk.alg],
+    const { payload } = await jwtVerify(token, verification.key, {
+      algorithms: [verification.alg],
       issuer: options.issuer,
       audience: options.audience,
       typ: ACCESS_TOKEN_TYPE,

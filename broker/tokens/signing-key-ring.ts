@@ -46,6 +46,7 @@ export class SigningKeyRing {
   private rows: SigningKeyRow[] = [];
   private loadedAt = Number.NEGATIVE_INFINITY;
   private readonly privateKeys = new Map<string, Promise<SigningPrivateKey>>();
+  private readonly publicKeys = new Map<string, Promise<SigningPrivateKey>>();
 
   constructor(
     private readonly db: Db,
@@ -117,6 +118,24 @@ export class SigningKeyRing {
   /** Public key for a `kid`, when that key is still published. */
   async publicKey(kid: string): Promise<JWK | undefined> {
     return (await this.publishedKeys()).find((jwk) => jwk.kid === kid);
+  }
+
+  /**
+   * The imported public key and algorithm for a `kid`, when that key is still published.
+   * Imports are cached per `kid`, so that verifying the broker's own tokens does not
+   * import the same key on every request.
+   */
+  async verificationKey(kid: string): Promise<{ key: SigningPrivateKey; alg: string } | undefined> {
+    const jwk = await this.publicKey(kid);
+    if (!jwk?.alg) {
+      return undefined;
+    }
+    let key = this.publicKeys.get(kid);
+    if (!key) {
+      key = importJWK(jwk, jwk.alg);
+      this.publicKeys.set(kid, key);
+    }
+    return { key: await key, alg: jwk.alg };
   }
 
   /** Algorithms of the published keys, for the metadata document. */
