@@ -28,6 +28,7 @@ const CredentialResponse = z
     data: z.record(z.string(), z.string()).openapi({ description: "The credential: e.g. `value`, or `username` and `password`." }),
     version: z.string().nullable().openapi({ description: "The secret version handed out; null for a dynamic credential." }),
     expires_at: z.string(),
+    warnings: z.array(z.string()).openapi({ description: "Set when the requested ttl was capped." }),
   })
   .openapi("CredentialResponse");
 

@@ -32,6 +32,8 @@ export interface CredentialResponse {
   data: SecretData;
   version: string | null;
   expires_at: string;
+  /** Set when the requested TTL was capped, as Vault's responses do. */
+  warnings: string[];
 }
 
 /**
@@ -105,9 +107,15 @@ export async function issueCredential(deps: BrokerDeps, context: RequestContext,
     throw error;
   }
 
+  const leaseDuration = Math.round((expiresAt.getTime() - now.getTime()) / 1000);
+  const warnings =
+    request.ttl !== undefined && leaseDuration < request.ttl
+      ? [`TTL of ${request.ttl}s exceeded the effective max TTL of the secret, grant, account or access-token lease; capped to ${leaseDuration}s`]
+      : [];
   return {
     lease_id: leaseId,
-    lease_duration: Math.round((expiresAt.getTime() - now.getTime()) / 1000),
+    lease_duration: leaseDuration,
+    warnings,
     renewable: expiresAt < limits.maxExpiresAt,
     data: issued.data,
     version,

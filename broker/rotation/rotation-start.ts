@@ -77,4 +77,13 @@ function ensureRotatable(secret: SecretRow): void {
   if (!secret.currentVersion) {
     throw new InvalidState(`secret ${secret.id} has no current version to rotate from`);
   }
+  if (secret.adapter === LOCAL_ADAPTER && !secret.generate) {
+    throw new InvalidState(
+      `secret ${secret.id} has no generate policy, so a rotation cannot make a new value; set one with PATCH /v1/secrets/${secret.id} ` +
+        '{"generate": {"length": 32, "field": "<the field the value is in>"}}',
+    );
+  }
 }
+
+/** The local adapter generates new values only from the secret's generate policy. */
+const LOCAL_ADAPTER = "local";

@@ -1,5 +1,5 @@
 import type { BrokerDeps } from "../deps.js";
-import { UpstreamFailed } from "../errors.js";
+import { InvalidState, UpstreamFailed } from "../errors.js";
 import type { LocalSecretReader } from "./adapter-registry.js";
 import { toSecretRef, toVersionRef } from "./secret-views.js";
 import { currentVersion, findLiveSecretByName } from "./secrets-service.js";
@@ -15,11 +15,11 @@ export function localSecretReader(deps: Pick<BrokerDeps, "db" | "clock" | "adapt
   return async function readLocalSecret(name) {
     const secret = await findLiveSecretByName(deps.db, name);
     if (!secret || secret.adapter !== LOCAL_ADAPTER || secret.kind !== "static") {
-      throw new UpstreamFailed("upstream_rejected", `adapter settings refer to local secret '${name}', which does not exist; create it with adapter local`, false);
+      throw new InvalidState(`adapter settings refer to local secret '${name}', which does not exist; create it with adapter local`);
     }
     const version = await currentVersion(deps.db, secret);
     if (!version) {
-      throw new UpstreamFailed("upstream_rejected", `local secret '${name}' has no current version`, false);
+      throw new InvalidState(`local secret '${name}' has no current version`);
     }
     const issued = await deps.adapters.call(LOCAL_ADAPTER, toSecretRef(secret), "issue", refuseNestedReads, (adapter, call) =>
       adapter.issue(call, { leaseId: "", expiresAt: deps.clock.now(), current: toVersionRef(version) }),

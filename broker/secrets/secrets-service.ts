@@ -84,6 +84,11 @@ export async function createSecret(deps: BrokerDeps, context: RequestContext, in
 }
 
 function checkInitialValue(input: SecretCreateInput): void {
+  if (input.rotation !== undefined && input.adapter === LOCAL_ADAPTER && input.generate === undefined) {
+    throw new ValidationFailed([
+      { name: "rotation", reason: 'a local secret rotates by generating a new value: set generate too, e.g. {"length": 32, "field": "<the field the value is in>"}' },
+    ]);
+  }
   if (input.default_ttl !== undefined && input.default_ttl > input.max_ttl) {
     throw new ValidationFailed([{ name: "default_ttl", reason: `must not exceed max_ttl (${input.max_ttl})` }]);
   }
@@ -188,6 +193,12 @@ export async function updateSecret(
   }
   if (input.rotation && current.kind === "dynamic") {
     throw new ValidationFailed([{ name: "rotation", reason: "a dynamic secret does not rotate: each lease gets its own credential" }]);
+  }
+  const generate = input.generate === undefined ? current.generate : input.generate;
+  if (input.rotation && current.adapter === LOCAL_ADAPTER && !generate) {
+    throw new ValidationFailed([
+      { name: "rotation", reason: 'a local secret rotates by generating a new value: set generate too, e.g. {"length": 32, "field": "<the field the value is in>"}' },
+    ]);
   }
   const rotationChanged = input.rotation !== undefined;
   const since = current.lastRotatedAt ?? current.createdAt;

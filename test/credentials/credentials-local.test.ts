@@ -68,6 +68,7 @@ describe("POST /v1/credentials with the local adapter", () => {
     const credential = await obtainCredential(broker, accessToken, { secret: secret.name, ttl: 7200 });
 
     expect(credential.lease_duration).toBe(300);
+    expect(credential.warnings[0]).toMatch(/TTL of 7200s exceeded .*capped to 300s/);
     const lease = await readLease(broker, credential.lease_id);
     const parent = await readLease(broker, lease.parent_lease_id);
     expect(Date.parse(lease.max_expires_at)).toBeLessThanOrEqual(Date.parse(parent.max_expires_at));

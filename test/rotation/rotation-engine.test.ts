@@ -122,6 +122,10 @@ describe("manual rotation", () => {
     const deleted = await staticSecret();
     await broker.request("DELETE", `/v1/secrets/${deleted.id}`, { token: broker.tokens.operator });
     expectProblem(await broker.request("POST", `/v1/secrets/${deleted.id}/rotate`, { token: broker.tokens.operator }), 404, "not_found");
+    const handSet = await createSecret(broker, { generate: undefined, value: { api_key: "set-by-hand-0001" } });
+    const noPolicy = await broker.request("POST", `/v1/secrets/${handSet.id}/rotate`, { token: broker.tokens.operator });
+    expectProblem(noPolicy, 409, "invalid_state");
+    expect(noPolicy.json.detail).toContain("no generate policy");
     const secret = await staticSecret();
     expectProblem(await broker.request("POST", `/v1/secrets/${secret.id}/rotate`, { token: broker.tokens.operator, body: { mode: "panic" } }), 400, "validation_failed");
     expectProblem(await broker.request("POST", `/v1/secrets/${secret.id}/rotate`, { token: broker.tokens.operator, body: { reason: "" } }), 400, "validation_failed");

@@ -158,6 +158,7 @@ describe("bad input on POST /v1/secrets", () => {
     ["rotation with a bad time zone", { rotation: { schedule: "0 3 * * 1", time_zone: "Mars/Olympus" } }, "rotation.time_zone"],
     ["rotation max_age too short", { rotation: { max_age: 60 } }, "rotation.max_age"],
     ["rotation with an unknown lease policy", { rotation: { max_age: 86400, old_leases: "keep" } }, "rotation.old_leases"],
+    ["rotation of a local value without a generate policy", { generate: undefined, value: "set-by-hand-1234", rotation: { max_age: 86400 } }, "rotation"],
     ["unknown field", { color: "red" }, "color"],
   ];
 

@@ -33,7 +33,7 @@ export function addRotationCommands(program: Command): void {
       if (options.json) {
         printJson(rotation);
       } else {
-        printFields(rotation);
+        printFields({ ...rotation, steps: rotation.steps.map((step: { step: string; outcome: string }) => `${step.step}:${step.outcome}`) });
       }
       if (rotation.status === "rolled_back") {
         throw new CliError(`rotation ${rotation.id} rolled back at step ${rotation.failed_step}: ${rotation.error}`);
