@@ -1,12 +1,11 @@
-import { execFileSync } from "node:child_process";
-import { freemem, loadavg, totalmem } from "node:os";
-import { fileURLToPath } from "node:url";
+import { freemem, totalmem } from "node:os";
 import { cpuProfileTables } from "../issuance/issuance-report.js";
 import { coreCount } from "../system-load.js";
 import { type CredentialOptions, HelpRequested, parseCredentialOptions, USAGE } from "./credential-options.js";
 import { dynamicTable, localTable, profileTable, verdicts } from "./credential-report.js";
 import { type BackendResult, runBackendSuite } from "./credential-suite.js";
 import { CREDENTIAL_TTL_SECONDS } from "./local-pair.js";
+import { describeBrokerCode, formatLoad } from "../run-facts.js";
 
 /**
  * Leased-credential issuance benchmark: POST /v1/credentials of a broker process, for a
@@ -108,31 +107,6 @@ function describeDynamicPair(options: CredentialOptions): string {
     return "skipped";
   }
   return `concurrency ${options.dynamicConcurrencies.join(", ")}, broker on ${options.dynamicBackend}`;
-}
-
-/**
- * Names the commit of the measured broker code and any uncommitted changes to it, since the
- * figures hold only for that code. Returns "unknown" where git or the repository is missing.
- */
-function describeBrokerCode(): string {
-  const root = fileURLToPath(new URL(import.meta.url.includes("/dist/test/") ? "../../../../" : "../../../", import.meta.url));
-  try {
-    const git = (...args: string[]) => execFileSync("git", args, { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
-    const commit = git("rev-parse", "--short", "HEAD").trim();
-    const changed = git("status", "--porcelain", "--", "broker", "adapters", "migrations")
-      .split("\n")
-      .filter((line) => line.length > 0)
-      .map((line) => line.slice(3));
-    return changed.length === 0 ? `commit ${commit}, no uncommitted changes` : `commit ${commit} with uncommitted changes to ${changed.join(", ")}`;
-  } catch {
-    return "unknown (not a git checkout, or git is missing)";
-  }
-}
-
-function formatLoad(): string {
-  return loadavg()
-    .map((load) => load.toFixed(2))
-    .join(", ");
 }
 
 try {

@@ -1,6 +1,4 @@
-import { execFileSync } from "node:child_process";
-import { freemem, loadavg, totalmem } from "node:os";
-import { fileURLToPath } from "node:url";
+import { freemem, totalmem } from "node:os";
 import { coreCount } from "../system-load.js";
 import { type BackendResult, HALF_LOAD_FRACTION, runBackendSuite } from "./backend-suite.js";
 import { HelpRequested, type IssuanceOptions, parseIssuanceOptions, USAGE } from "./issuance-options.js";
@@ -15,6 +13,7 @@ import {
   targetVerdicts,
   throughputTable,
 } from "./issuance-report.js";
+import { describeBrokerCode, formatLoad } from "../run-facts.js";
 
 /**
  * Access-token issuance benchmark: POST /v1/token of a broker process driven over
@@ -99,31 +98,6 @@ function describeRun(options: IssuanceOptions): string {
     options.idleWaitSeconds > 0 ? `idle wait: up to ${options.idleWaitSeconds} s before each timed run` : "idle wait: off",
     "client assertions: signed before each timed run (ES256, new jti each); the 'signed on demand' column counts any signed during a run",
   ].join("\n");
-}
-
-/**
- * Names the commit of the measured broker code and any uncommitted changes to it, since the
- * figures hold only for that code. Returns "unknown" where git or the repository is missing.
- */
-function describeBrokerCode(): string {
-  const root = fileURLToPath(new URL(import.meta.url.includes("/dist/test/") ? "../../../../" : "../../../", import.meta.url));
-  try {
-    const git = (...args: string[]) => execFileSync("git", args, { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
-    const commit = git("rev-parse", "--short", "HEAD").trim();
-    const changed = git("status", "--porcelain", "--", "broker", "migrations")
-      .split("\n")
-      .filter((line) => line.length > 0)
-      .map((line) => line.slice(3));
-    return changed.length === 0 ? `commit ${commit}, no uncommitted changes` : `commit ${commit} with uncommitted changes to ${changed.join(", ")}`;
-  } catch {
-    return "unknown (not a git checkout, or git is missing)";
-  }
-}
-
-function formatLoad(): string {
-  return loadavg()
-    .map((load) => load.toFixed(2))
-    .join(", ");
 }
 
 try {

@@ -1,6 +1,4 @@
-import { execFileSync } from "node:child_process";
-import { freemem, loadavg, totalmem } from "node:os";
-import { fileURLToPath } from "node:url";
+import { freemem, totalmem } from "node:os";
 import postgres from "postgres";
 import { ROTATION_CONCURRENCY, ROTATION_ENQUEUE_BATCH } from "../../../broker/rotation/rotation-scheduler.js";
 import { coreCount } from "../system-load.js";
@@ -10,6 +8,7 @@ import { HelpRequested, parseRotationOptions, type RotationOptions, USAGE } from
 import { interferenceWarning, lockWaitText, planText, throughputDetailTable, timelineTable, throughputSummaryTable, tickTable, tickVerdicts } from "./rotation-report.js";
 import type { ThroughputCase } from "./throughput-round.js";
 import { measureTickCost, type TickCase } from "./tick-cost.js";
+import { describeBrokerCode, formatLoad } from "../run-facts.js";
 
 /** PostgreSQL settings that decide what a commit costs, printed with the results. */
 const SERVER_SETTINGS = ["fsync", "synchronous_commit", "wal_sync_method", "shared_buffers", "max_connections"];
@@ -143,31 +142,6 @@ async function describeServer(url: string): Promise<string> {
   } finally {
     await session.end({ timeout: 5 });
   }
-}
-
-/**
- * Names the commit of the measured broker code and any uncommitted changes to it, since the
- * figures hold only for that code. Returns "unknown" where git or the repository is missing.
- */
-function describeBrokerCode(): string {
-  const root = fileURLToPath(new URL(import.meta.url.includes("/dist/test/") ? "../../../../" : "../../../", import.meta.url));
-  try {
-    const git = (...args: string[]) => execFileSync("git", args, { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
-    const commit = git("rev-parse", "--short", "HEAD").trim();
-    const changed = git("status", "--porcelain", "--", "broker", "adapters", "migrations")
-      .split("\n")
-      .filter((line) => line.length > 0)
-      .map((line) => line.slice(3));
-    return changed.length === 0 ? `commit ${commit}, no uncommitted changes` : `commit ${commit} with uncommitted changes to ${changed.join(", ")}`;
-  } catch {
-    return "unknown (not a git checkout, or git is missing)";
-  }
-}
-
-function formatLoad(): string {
-  return loadavg()
-    .map((load) => load.toFixed(2))
-    .join(", ");
 }
 
 try {
