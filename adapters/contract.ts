@@ -12,13 +12,13 @@ export type SecretKind = "static" | "dynamic";
 /** Field names to string values, as handed to the workload in `data`. */
 export type SecretData = Record<string, string>;
 
-/** How an adapter that generates values (the local adapter, rotations) makes a new one. */
+/** Policy by which an adapter that generates values (the local adapter, rotations) makes a new one. */
 export interface GeneratePolicy {
   /** Characters in the value. */
   length: number;
   /** Character classes drawn from: `lower`, `upper`, `digits`, `symbols`; each appears at least once. */
   classes: ("lower" | "upper" | "digits" | "symbols")[];
-  /** Field of `data` that holds the generated value. */
+  /** Field of `data` that contains the generated value. */
   field: string;
 }
 
@@ -36,7 +36,7 @@ export interface SecretRef {
 export interface VersionRef {
   /** The upstream's version id: a counter for the local adapter and Vault KV, a VersionId for AWS. */
   version: string;
-  /** What the adapter asked the broker to keep for this version (the local adapter's ciphertext), or null. */
+  /** Data the adapter asked the broker to keep for this version (the local adapter's ciphertext), or null. */
   sealedValue: string | null;
 }
 

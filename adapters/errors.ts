@@ -1,5 +1,5 @@
 /**
- * Errors an adapter raises. `retryable` tells the broker whether the same call may
+ * Errors an adapter raises. `retryable` states whether the same call may
  * succeed later (the upstream was down or slow) or will fail again (the upstream
  * refused it). Messages name the secret or upstream id and never contain a value,
  * a password or a token.
@@ -25,7 +25,7 @@ export class AdapterError extends Error {
   }
 }
 
-/** The upstream could not be reached or answered that it is unavailable (connection refused, 503, sealed). */
+/** The upstream could not be reached or reported that it is unavailable (connection refused, 503, sealed). */
 export class UpstreamUnavailable extends AdapterError {
   override name = "UpstreamUnavailable";
 

@@ -114,7 +114,7 @@ export class InsufficientScope extends BrokerError {
 
 export type UpstreamErrorCode = Extract<ErrorCode, `upstream_${string}`>;
 
-/** An adapter call failed; `retryable` says whether the same request may succeed later. */
+/** An adapter call failed; `retryable` states whether the same request may succeed later. */
 export class UpstreamFailed extends BrokerError {
   override name = "UpstreamFailed";
 

@@ -123,7 +123,7 @@ export async function issueCredential(deps: BrokerDeps, context: RequestContext,
   };
 }
 
-/** What an issue needs, read in one query: the account, the live secret by name, its current version and the account's unrevoked grants for it. */
+/** State an issue needs, read in one query: the account, the live secret by name, its current version and the account's unrevoked grants for it. */
 interface IssueState {
   account: ServiceAccountRow;
   secret: SecretRow | undefined;

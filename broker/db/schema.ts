@@ -326,7 +326,7 @@ export const secrets = pgTable(
 
 /**
  * Versions of a secret. `version` is the upstream's version id (a counter for the local
- * adapter and Vault KV, a VersionId for AWS). `sealed_value` holds what the adapter asked
+ * adapter and Vault KV, a VersionId for AWS). `sealed_value` contains what the adapter asked
  * the broker to keep (the local adapter's ciphertext); the fingerprint is HMAC-SHA256
  * under the broker's fingerprint key, never a plain hash of the value.
  */
@@ -353,7 +353,7 @@ export const secretVersions = pgTable(
   ],
 );
 
-/** Who may obtain which secret, or an access token for which audience, approved by whom and until when. */
+/** Permission for a service account to obtain a secret or an access token for an audience, with its approver and validity window. */
 export const grants = pgTable(
   "grants",
   {
@@ -394,7 +394,7 @@ export interface RotationStepRecord {
 
 /**
  * One attempt to rotate a secret. At most one per secret is in progress (partial unique
- * index). The process that runs it holds a claim until `claim_expires_at`; a claim that
+ * index). The process that runs it has a claim until `claim_expires_at`; a claim that
  * lapses (the process died) lets another process resume it from `last_step`.
  */
 export const rotations = pgTable(

@@ -21,7 +21,7 @@ const PROBLEMS: Record<ErrorCode, { status: ContentfulStatusCode; title: string 
   upstream_unavailable: { status: 503, title: "Upstream unavailable" },
   upstream_timeout: { status: 504, title: "Upstream timed out" },
   upstream_not_found: { status: 502, title: "Upstream has no such secret or credential" },
-  upstream_rejected: { status: 502, title: "Upstream refused the request" },
+  upstream_rejected: { status: 502, title: "Upstream rejected the request" },
   upstream_conflict: { status: 409, title: "Upstream changed concurrently" },
   internal: { status: 500, title: "Internal error" },
 };

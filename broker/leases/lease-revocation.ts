@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import type { RecordAudit } from "../audit/audit-writer.js";
 import { type Executor, rowsOf } from "../db/database.js";
+import { escapeLike } from "../db/like-pattern.js";
 
 /** Scope of a bulk revocation: the live leases it covers. */
 export type RevocationScope =
@@ -70,8 +71,4 @@ function scopeCondition(scope: RevocationScope) {
     return sql`secret_id = ${scope.secretId}`;
   }
   return sql`id like ${`${escapeLike(scope.prefix)}%`}`;
-}
-
-function escapeLike(value: string): string {
-  return value.replace(/[\\%_]/g, (character) => `\\${character}`);
 }

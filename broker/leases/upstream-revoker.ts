@@ -44,8 +44,9 @@ export function upstreamRevokeDelayMs(attempts: number, random: () => number = M
 
 /**
  * Revokes upstream the credentials of the given leases (those that have one pending),
- * for up to `UPSTREAM_REVOKE_INLINE_BUDGET_MS`. Never throws: a failure is recorded on
- * the lease, which then shows `revoke_failed` until a retry succeeds.
+ * for up to `UPSTREAM_REVOKE_INLINE_BUDGET_MS`. An adapter failure is recorded on the
+ * lease, which then shows `revoke_failed` until a retry succeeds; only a failing database
+ * read or write throws.
  */
 export async function revokeUpstreamNow(deps: RevokerDeps, leaseIds: string[]): Promise<UpstreamRevokeSummary> {
   if (leaseIds.length === 0) {
@@ -59,7 +60,7 @@ export async function revokeUpstreamNow(deps: RevokerDeps, leaseIds: string[]): 
   return attemptAll(deps, due, performance.now() + UPSTREAM_REVOKE_INLINE_BUDGET_MS);
 }
 
-/** One retry tick: attempts every lease whose upstream revocation is due, then refreshes the gauge. */
+/** Runs one retry tick: attempts every lease whose upstream revocation is due, then refreshes the gauge. */
 export async function retryUpstreamRevocations(deps: RevokerDeps, signal?: AbortSignal): Promise<UpstreamRevokeSummary> {
   const now = deps.clock.now().toISOString();
   const due = rowsOf<{ id: string }>(
@@ -104,7 +105,7 @@ interface ClaimedLease {
 }
 
 /**
- * One attempt for one lease. The claim moves `upstream_revoke_next_at` forward in one
+ * Attempts the upstream revocation of one lease. The claim moves `upstream_revoke_next_at` forward in one
  * statement, so that of several replicas exactly one attempts the lease at a time.
  */
 export async function attemptUpstreamRevoke(deps: RevokerDeps, leaseId: string): Promise<"revoked" | "failed" | "pending"> {

@@ -35,7 +35,7 @@ function nextOccurrence(schedule: string, timeZone: string, after: Date): Date |
   }
 }
 
-/** A stable offset in [0, window) seconds, derived from the secret id, in milliseconds. */
+/** Returns a stable offset in [0, window) seconds, derived from the secret id, in milliseconds. */
 function windowOffsetMs(windowSeconds: number | undefined, secretId: string): number {
   if (!windowSeconds) {
     return 0;

@@ -18,7 +18,7 @@ export const ROTATION_RETRY_DELAY_MS = 30_000;
 /** After a rollback, a rotation policy tries again this much later, in milliseconds. */
 export const ROTATION_RETRY_AFTER_ROLLBACK_MS = 60 * 60 * 1000;
 
-/** What ended a run: the rotation finished, rolled back, waits for a retry, or this process gave it up. */
+/** Outcome of a run: the rotation finished, rolled back, waits for a retry, or this process gave it up. */
 export type RunOutcome = "completed" | "rolled_back" | "retry_later" | "released";
 
 /**
@@ -88,9 +88,9 @@ async function runStep(deps: BrokerDeps, state: StepState, step: RotationStep, o
 }
 
 /**
- * A retryable failure (upstream unavailable or slow) leaves the rotation in progress
- * for another try after `ROTATION_RETRY_DELAY_MS`, up to `ROTATION_MAX_ATTEMPTS`;
- * anything else, or the last try, rolls it back.
+ * Handles a failed step. A retryable failure (upstream unavailable or slow) leaves the
+ * rotation in progress for another try after `ROTATION_RETRY_DELAY_MS`, up to
+ * `ROTATION_MAX_ATTEMPTS`. Anything else, or the last try, rolls it back.
  */
 async function handleFailure(deps: BrokerDeps, state: StepState, step: RotationStep, startedAt: Date, error: unknown): Promise<RunOutcome> {
   const { rotation } = state;
@@ -125,9 +125,9 @@ async function recordRetry(deps: BrokerDeps, state: StepState, step: RotationSte
 }
 
 /**
- * Rolls a rotation back: the adapter discards the pending version upstream (and puts
- * the current value back where the set step replaced it), then the pending version row
- * is removed, the current version stays current, and the record names the failed step.
+ * Rolls a rotation back. The adapter discards the pending version upstream and puts the
+ * current value back where the set step replaced it. Then the pending version row is
+ * removed, the current version stays current, and the record names the failed step.
  */
 async function rollBack(deps: BrokerDeps, state: StepState, step: RotationStep, startedAt: Date, message: string): Promise<void> {
   const { rotation, secret, pending, current } = state;

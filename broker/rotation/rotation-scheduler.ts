@@ -17,7 +17,7 @@ export const ROTATION_ENQUEUE_BATCH = 200;
 /** Rotations one process claims and runs at once; a tick repeats batches until none is left. */
 export const ROTATION_CONCURRENCY = 8;
 
-/** What one scheduler tick did. */
+/** Result of one scheduler tick. */
 export interface RotationTickResult {
   /** Secrets whose due time had come and got a rotation. */
   started: number;
@@ -25,13 +25,13 @@ export interface RotationTickResult {
   outcomes: RunOutcome[];
 }
 
-/** An id for this process's claims: host, process id and a random part, so that a restarted process never holds an old claim. */
+/** An id for this process's claims: host, process id and a random part, so that a restarted process never inherits an old claim. */
 export function newClaimOwner(): string {
   return `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
 }
 
 /**
- * One tick: starts a rotation for every secret whose `next_rotation_at` has come, then
+ * Runs one tick: starts a rotation for every secret whose `next_rotation_at` has come, then
  * claims unclaimed (or lapsed) rotations and runs them. Both steps use `FOR UPDATE
  * SKIP LOCKED`, so that of several processes exactly one starts and runs each rotation.
  */
@@ -80,7 +80,7 @@ async function startDueRotations(deps: BrokerDeps): Promise<number> {
 }
 
 /**
- * Claims up to `ROTATION_CONCURRENCY` rotations in progress that no process holds
+ * Claims up to `ROTATION_CONCURRENCY` rotations in progress that no process has claimed
  * (new ones, and those whose claim lapsed because their process died or waits for a
  * retry) and returns their ids, oldest first.
  */
@@ -131,7 +131,7 @@ export function startRotationScheduler(deps: BrokerDeps): RotationScheduler {
     }
   }
 
-  /** A call during a tick makes one more tick follow, so that a rotation started meanwhile does not wait a whole period. */
+  /** Starts a tick now; a call during a tick makes one more tick follow, so that a rotation started meanwhile does not wait a whole period. */
   function runNow(): Promise<void> {
     if (stopping.signal.aborted) {
       return Promise.resolve();

@@ -5,6 +5,7 @@ import { newId } from "../db/ids.js";
 import { rotations, secrets } from "../db/schema.js";
 import { Conflict, InvalidState, NotFound } from "../errors.js";
 import type { SecretRow } from "../secrets/secret-views.js";
+import { LOCAL_ADAPTER } from "../secrets/secrets-service.js";
 import type { RotationRow, RotationTrigger } from "./rotation-types.js";
 
 /** A rotation to start: what triggered it, why, and who asked. */
@@ -54,7 +55,7 @@ export async function startRotation(tx: Executor, now: Date, record: RecordAudit
   return row;
 }
 
-/** A rotation of the secret is already in progress; its id is on the error, for the 409 answer. */
+/** A rotation of the secret is already in progress; its id is on the error, for the 409 response. */
 export class RotationInProgress extends Conflict {
   override name = "RotationInProgress";
 
@@ -84,6 +85,3 @@ function ensureRotatable(secret: SecretRow): void {
     );
   }
 }
-
-/** The local adapter generates new values only from the secret's generate policy. */
-const LOCAL_ADAPTER = "local";

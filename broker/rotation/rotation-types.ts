@@ -10,7 +10,7 @@ export const ROTATION_TRIGGERS = ["schedule", "manual", "compromise"] as const;
 export type RotationTrigger = (typeof ROTATION_TRIGGERS)[number];
 export const ROTATION_STATUSES = ["in_progress", "completed", "rolled_back"] as const;
 
-/** The step after `last`, or undefined when every step is done. */
+/** Returns the step after `last`, or undefined when every step is done. */
 export function nextStep(last: string | null): RotationStep | undefined {
   if (last === null) {
     return ROTATION_STEPS[0];

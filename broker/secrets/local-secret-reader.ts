@@ -2,9 +2,7 @@ import type { BrokerDeps } from "../deps.js";
 import { InvalidState, UpstreamFailed } from "../errors.js";
 import type { LocalSecretReader } from "./adapter-registry.js";
 import { toSecretRef, toVersionRef } from "./secret-views.js";
-import { currentVersion, findLiveSecretByName } from "./secrets-service.js";
-
-const LOCAL_ADAPTER = "local";
+import { currentVersion, findLiveSecretByName, LOCAL_ADAPTER } from "./secrets-service.js";
 
 /**
  * Reads the current value of a static secret kept by the local adapter, for adapter

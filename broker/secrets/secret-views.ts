@@ -5,7 +5,7 @@ import type { SecretVersionView, SecretView } from "./secret-schemas.js";
 export type SecretRow = typeof secrets.$inferSelect;
 export type VersionRow = typeof secretVersions.$inferSelect;
 
-/** The secret as an adapter sees it. */
+/** Converts a secret row to the reference an adapter receives. */
 export function toSecretRef(row: SecretRow): SecretRef {
   return { id: row.id, name: row.name, kind: row.kind as SecretRef["kind"], settings: row.settings, generate: row.generate ?? null };
 }
@@ -37,7 +37,7 @@ export function toSecretView(row: SecretRow): SecretView {
   };
 }
 
-/** A version's facts; never its sealed value. */
+/** Converts a version row to its API view, which never includes the sealed value. */
 export function toVersionView(row: VersionRow): SecretVersionView {
   return {
     version: row.version,

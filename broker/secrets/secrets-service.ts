@@ -4,6 +4,7 @@ import type { RequestContext } from "../audit/audit-types.js";
 import { auditedTransaction, type RecordAudit } from "../audit/audit-writer.js";
 import type { Executor } from "../db/database.js";
 import { newId } from "../db/ids.js";
+import { escapeLike } from "../db/like-pattern.js";
 import { grants, secretVersions, secrets } from "../db/schema.js";
 import type { BrokerDeps } from "../deps.js";
 import { Conflict, NotFound, ValidationFailed } from "../errors.js";
@@ -16,7 +17,7 @@ import { DEFAULT_SECRET_TTL_SECONDS, type SecretCreateInput, type SecretFilterIn
 import { type SecretRow, toSecretRef, toSecretView, type VersionRow } from "./secret-views.js";
 
 /** Adapters that keep a static secret's value in the broker, so that the secret needs its first version at creation. */
-const LOCAL_ADAPTER = "local";
+export const LOCAL_ADAPTER = "local";
 const POSTGRES_ADAPTER = "postgres";
 const STORED_VALUE_ADAPTERS = new Set([LOCAL_ADAPTER, POSTGRES_ADAPTER]);
 
@@ -139,7 +140,7 @@ export async function findSecret(db: Executor, id: string, forUpdate = false): P
   return row;
 }
 
-/** The live (not deleted) secret with this name, or undefined. */
+/** Returns the live (not deleted) secret with this name, or undefined. */
 export async function findLiveSecretByName(db: Executor, name: string): Promise<SecretRow | undefined> {
   const [row] = await db
     .select()
@@ -272,8 +273,4 @@ function ensureNotDeleted(row: SecretRow): void {
   if (row.deletedAt) {
     throw new NotFound("secret", row.id);
   }
-}
-
-function escapeLike(value: string): string {
-  return value.replace(/[\\%_]/g, (character) => `\\${character}`);
 }

@@ -121,7 +121,7 @@ export class SigningKeyRing {
   }
 
   /**
-   * The imported public key and algorithm for a `kid`, when that key is still published.
+   * Returns the imported public key and algorithm for a `kid`, when that key is still published.
    * Imports are cached per `kid`, so that verifying the broker's own tokens does not
    * import the same key on every request.
    */

@@ -23,7 +23,7 @@ export function describeBrokerCode(): string {
   }
 }
 
-/** The 1, 5 and 15 minute load averages, for the report header. */
+/** Formats the 1, 5 and 15 minute load averages for the report header. */
 export function formatLoad(): string {
   return loadavg()
     .map((load) => load.toFixed(2))

@@ -80,7 +80,7 @@ export class RecordingAdapter implements SecretAdapter {
   async close(): Promise<void> {}
 }
 
-/** An error the recording adapter can throw to simulate an upstream that is down. */
+/** Returns an error the recording adapter can throw to simulate an upstream that is down. */
 export function upstreamDown(): UpstreamUnavailable {
   return new UpstreamUnavailable("recording upstream is unreachable");
 }
