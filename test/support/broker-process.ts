@@ -23,6 +23,8 @@ export interface BrokerProcess {
   output: () => string;
   cli(args: string[], extra?: NodeJS.ProcessEnv): Promise<CliResult>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Starts the broker again on the same port, data directory and database, after a stop. */
+  restart(): Promise<void>;
   cleanup(): Promise<void>;
 }
 
@@ -47,7 +49,8 @@ export function runCli(args: string[], environment: NodeJS.ProcessEnv): Promise<
   });
 }
 
-export async function startBrokerProcess(): Promise<BrokerProcess> {
+/** Starts `secrets-broker serve`; `extraEnvironment` adds settings such as BROKER_LEASE_MAX_TTL. */
+export async function startBrokerProcess(extraEnvironment: NodeJS.ProcessEnv = {}): Promise<BrokerProcess> {
   const dataDir = await mkdtemp(path.join(tmpdir(), "sb-cli-"));
   const port = await freePort();
   const address = `http://127.0.0.1:${port}`;
@@ -61,13 +64,18 @@ export async function startBrokerProcess(): Promise<BrokerProcess> {
     BROKER_ADDR: address,
     LOG_LEVEL: "debug",
     ...(database ? { DATABASE_URL: database.url } : {}),
+    ...extraEnvironment,
   };
 
-  const child = spawn(process.execPath, [CLI_PATH, "serve"], { env: environment, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
-  child.stdout.on("data", (chunk) => (output += String(chunk)));
-  child.stderr.on("data", (chunk) => (output += String(chunk)));
-  await waitUntilReady(address, child, () => output);
+  const serve = async (): Promise<ChildProcess> => {
+    const started = spawn(process.execPath, [CLI_PATH, "serve"], { env: environment, stdio: ["ignore", "pipe", "pipe"] });
+    started.stdout!.on("data", (chunk) => (output += String(chunk)));
+    started.stderr!.on("data", (chunk) => (output += String(chunk)));
+    await waitUntilReady(address, started, () => output);
+    return started;
+  };
+  let child = await serve();
 
   return {
     address,
@@ -76,6 +84,12 @@ export async function startBrokerProcess(): Promise<BrokerProcess> {
     output: () => output,
     cli: (args, extra = {}) => runCli(args, { ...environment, ...extra }),
     stop: (signal = "SIGTERM") => stopProcess(child, signal),
+    restart: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        throw new Error("restart() needs a stopped broker: call stop() first");
+      }
+      child = await serve();
+    },
     cleanup: async () => {
       if (child.exitCode === null) {
         await stopProcess(child, "SIGKILL");
