@@ -40,6 +40,12 @@ export interface HolderSettings {
   debug: DebugSink;
 }
 
+/**
+ * Renewals come up to this fraction of the refresh point early, at random, so that
+ * clients started together do not renew together for ever after.
+ */
+const RENEWAL_JITTER = 0.1;
+
 interface Listener {
   onChange: ChangeListener;
   onError: ErrorListener | undefined;
@@ -57,9 +63,10 @@ interface Held {
 
 /**
  * Holds one secret's credential for as long as the application uses it: renews the lease
- * at `refreshRatio` of each granted duration, issues a new credential when renewal is
- * refused, the max TTL is reached or the secret was rotated, and calls watchers with
- * each new value. A credential is never returned at or after its expiry.
+ * at `refreshRatio` of each granted duration (up to 10% earlier, at random), issues a
+ * new credential when renewal is refused, the max TTL is reached or the secret was
+ * rotated, and calls watchers with each new value. A credential is never returned at or
+ * after its expiry.
  */
 export class CredentialHolder {
   private held: Held | undefined;
@@ -202,7 +209,8 @@ export class CredentialHolder {
   /** Makes `credential` current and schedules its next refresh. */
   private keep(credential: Credential, requestedAt: number, leaseDuration: number, increment: number): void {
     const durationMs = leaseDuration * 1000;
-    this.held = { credential, increment, refreshAt: requestedAt + durationMs * this.settings.refreshRatio, expiresAt: requestedAt + durationMs };
+    const refreshAfterMs = durationMs * this.settings.refreshRatio * (1 - RENEWAL_JITTER * Math.random());
+    this.held = { credential, increment, refreshAt: requestedAt + refreshAfterMs, expiresAt: requestedAt + durationMs };
     this.failures = 0;
     this.schedule(this.held.refreshAt - this.settings.clock.now());
   }
