@@ -1,5 +1,6 @@
 import { Command } from "commander";
 import { addImportCommand } from "./commands/import-command.js";
+import { addIncidentCommands } from "./commands/incident-commands.js";
 import { addLeaseCommands } from "./commands/lease-commands.js";
 import { addLocalCommands } from "./commands/local-commands.js";
 import { addMasterKeyCommands } from "./commands/master-key-commands.js";
@@ -29,5 +30,6 @@ export function buildProgram(): Command {
   addLeaseCommands(program);
   addSecretCommands(program);
   addRotationCommands(program);
+  addIncidentCommands(program);
   return program;
 }

@@ -28,6 +28,7 @@ import { registerRotationGauges } from "../rotation/rotation-metrics.js";
 import { registerRotationRoutes } from "../rotation/rotation-routes.js";
 import { registerSecretRoutes } from "../secrets/secret-routes.js";
 import { registerLineageRoutes } from "../lineage/lineage-routes.js";
+import { registerIncidentRoutes } from "../incident/incident-routes.js";
 import { registerIntrospectionRoutes } from "../tokens/introspection-routes.js";
 import { registerMetadataRoutes } from "../tokens/metadata-routes.js";
 import { registerSigningKeyRoutes } from "../tokens/signing-key-routes.js";
@@ -124,6 +125,7 @@ export function createApp(deps: BrokerDeps): BrokerApp {
   registerSigningKeyRoutes(app, deps);
   registerMasterKeyRoutes(app, deps);
   registerLineageRoutes(app, deps);
+  registerIncidentRoutes(app, deps);
   registerSecretRoutes(app, deps);
   registerGrantRoutes(app, deps);
   registerCredentialRoutes(app, deps);

@@ -8,6 +8,8 @@ export interface LineageFilter {
   serviceAccountId?: string | undefined;
   applicationId?: string | undefined;
   secretId?: string | undefined;
+  /** Keyed fingerprint of a value: only leases that carried a version with that value. */
+  fingerprint?: string | undefined;
   /** With `to`, a half-open window: leases live at any moment in [from, to). */
   from?: Date | undefined;
   to?: Date | undefined;
@@ -114,6 +116,7 @@ function filterConditions(filter: LineageFilter): SQL[] {
   if (filter.serviceAccountId) conditions.push(eq(leases.serviceAccountId, filter.serviceAccountId));
   if (filter.applicationId) conditions.push(eq(leases.applicationId, filter.applicationId));
   if (filter.secretId) conditions.push(eq(leases.secretId, filter.secretId));
+  if (filter.fingerprint) conditions.push(eq(secretVersions.fingerprint, filter.fingerprint));
   if (filter.to) conditions.push(lt(leases.issuedAt, filter.to));
   if (filter.from) {
     // A revoked lease ends when it is revoked, and any other lease at its expiry, past or future.

@@ -1,16 +1,9 @@
 import { z } from "@hono/zod-openapi";
-import { and, eq } from "drizzle-orm";
-import { secretVersions, secrets } from "../db/schema.js";
-import { recordAuditEvents } from "../audit/audit-writer.js";
 import type { BrokerDeps } from "../deps.js";
-import { auditDeps } from "../http/auth-middleware.js";
 import { jsonBody, jsonResponse, PageQuery, pageOf, Reason } from "../http/common-schemas.js";
 import { requestContext } from "../http/request-context.js";
 import { type BrokerApp, inAuditedTransaction, operatorRoute } from "../http/route-helpers.js";
-import { fingerprintOf, toSecretData } from "./fingerprint.js";
 import {
-  FingerprintMatch,
-  FingerprintRequest,
   Secret,
   SecretCreate,
   SecretFilter,
@@ -112,30 +105,6 @@ export function registerSecretRoutes(app: BrokerApp, deps: BrokerDeps): void {
       const { reason } = c.req.valid("json") ?? {};
       const actor = requestContext(c).actor;
       return c.json(await inAuditedTransaction(deps, c, (tx, record) => deleteSecret(deps, tx, record, id, actor, reason)), 200);
-    },
-  );
-
-  app.openapi(
-    operatorRoute(deps, "operator", {
-      method: "post",
-      path: "/v1/secrets/fingerprint",
-      tags: ["secrets"],
-      summary: "Fingerprint a value, e.g. a leaked one, and list the versions that had it",
-      description: "The value is used for the keyed fingerprint and is neither stored nor logged.",
-      request: { body: jsonBody(FingerprintRequest) },
-      responses: { 200: jsonResponse(FingerprintMatch, "The fingerprint and the versions that match it") },
-    }),
-    async (c) => {
-      const fingerprint = fingerprintOf(await deps.dataKeys.fingerprintKey(), toSecretData(c.req.valid("json").value));
-      const matches = await deps.db
-        .select({ secret_id: secretVersions.secretId, name: secrets.name, version: secretVersions.version, stage: secretVersions.stage })
-        .from(secretVersions)
-        .innerJoin(secrets, eq(secrets.id, secretVersions.secretId))
-        .where(and(eq(secretVersions.fingerprint, fingerprint)));
-      await recordAuditEvents(auditDeps(deps), requestContext(c), [
-        { action: "secret.fingerprint_lookup", details: { fingerprint, matches: matches.map((row) => `${row.secret_id}@${row.version}`) } },
-      ]);
-      return c.json({ fingerprint, matches: matches.map((row) => ({ ...row, stage: row.stage as z.infer<typeof SecretVersion>["stage"] })) }, 200);
     },
   );
 }

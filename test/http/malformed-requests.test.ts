@@ -201,8 +201,8 @@ const ROUTES: MutatingRoute[] = [
     unknownPath: () => `/v1/secrets/${UNKNOWN_SECRET}`,
   },
   {
-    route: "POST /v1/secrets/fingerprint",
-    path: () => "/v1/secrets/fingerprint",
+    route: "POST /v1/fingerprints",
+    path: () => "/v1/fingerprints",
     validBody: () => ({ value: "leaked-value" }),
     wrongType: { body: { value: ["leaked-value"] }, field: "value" },
     limit: DEFAULT_BODY_LIMIT_BYTES,

@@ -235,7 +235,13 @@ const ROUTES: RouteCase[] = [
     success: 200,
     prepare: async (broker) => ({ path: `/v1/secrets/${(await createSecret(broker)).id}` }),
   },
-  { route: "POST /v1/secrets/fingerprint", role: "operator", success: 200, prepare: async () => ({ body: { value: "a-leaked-value" } }) },
+  { route: "POST /v1/fingerprints", role: "operator", success: 200, prepare: async () => ({ body: { value: "a-leaked-value" } }) },
+  {
+    route: "GET /v1/incident-report",
+    role: "auditor",
+    success: 200,
+    prepare: async (broker) => ({ path: `/v1/incident-report?service_account_id=${(await createServiceAccount(broker)).id}&from=2026-01-01T00:00:00Z` }),
+  },
   {
     route: "POST /v1/grants",
     role: "operator",

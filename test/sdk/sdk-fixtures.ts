@@ -10,13 +10,15 @@ export { READ_SCOPE, type SdkWorkload };
 export interface SdkBroker {
   process: BrokerProcess;
   address: string;
+  /** The first admin token, for the CLI's BROKER_TOKEN. */
+  adminToken: string;
   admin: AdminCall;
 }
 
 export async function startSdkBroker(environment: NodeJS.ProcessEnv = {}): Promise<SdkBroker> {
   const process = await startBrokerProcess(environment);
   const adminToken = (await readFile(path.join(process.dataDir, "admin-token"), "utf8")).trim();
-  return { process, address: process.address, admin: adminCaller(process.address, adminToken) };
+  return { process, address: process.address, adminToken, admin: adminCaller(process.address, adminToken) };
 }
 
 /** Calls the operator API and fails the test unless the status is `status`. */

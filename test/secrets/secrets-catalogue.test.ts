@@ -54,11 +54,11 @@ describe("secrets catalogue", () => {
 
   it("finds the versions that had a leaked value by its fingerprint", async () => {
     const secret = await createSecret(broker, { value: "leaked-value-0001", generate: undefined });
-    const response = await broker.request("POST", "/v1/secrets/fingerprint", { token: broker.tokens.operator, body: { value: "leaked-value-0001" } });
+    const response = await broker.request("POST", "/v1/fingerprints", { token: broker.tokens.operator, body: { value: "leaked-value-0001" } });
 
     expect(response.status, response.text).toBe(200);
     expect(response.json.matches).toEqual([{ secret_id: secret.id, name: secret.name, version: "1", stage: "current" }]);
-    const miss = await broker.request("POST", "/v1/secrets/fingerprint", { token: broker.tokens.operator, body: { value: "never-stored" } });
+    const miss = await broker.request("POST", "/v1/fingerprints", { token: broker.tokens.operator, body: { value: "never-stored" } });
     expect(miss.json.matches).toEqual([]);
     expect(JSON.stringify(await auditEvents(broker, "action=secret.fingerprint_lookup"))).not.toContain("leaked-value-0001");
   });
@@ -178,6 +178,6 @@ describe("bad input on POST /v1/secrets", () => {
     expectProblem(await broker.request("GET", "/v1/secrets?kind=eternal", { token: broker.tokens.auditor }), 400, "validation_failed");
     expectProblem(await broker.request("GET", "/v1/secrets?include_deleted=yes", { token: broker.tokens.auditor }), 400, "validation_failed");
     expectProblem(await broker.request("PATCH", "/v1/secrets/sec_0123456789abcdef01234567", { token: broker.tokens.operator, body: {} }), 400, "validation_failed");
-    expectProblem(await broker.request("POST", "/v1/secrets/fingerprint", { token: broker.tokens.operator, body: { value: 42 } }), 400, "validation_failed");
+    expectProblem(await broker.request("POST", "/v1/fingerprints", { token: broker.tokens.operator, body: { value: 42 } }), 400, "validation_failed");
   });
 });

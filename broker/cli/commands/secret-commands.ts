@@ -5,6 +5,7 @@ import { UsageError } from "../cli-error.js";
 import { collect, parseIntegerOption, parseTimeOption } from "../options.js";
 import { printFields, printJson, printTable } from "../output.js";
 import { resolveSecretId } from "../resolve-secret.js";
+import { readValueFile } from "../value-file.js";
 
 const SECRET_KINDS = ["static", "dynamic"];
 const GRANT_STATUSES = ["active", "not_yet_valid", "expired", "revoked"];
@@ -159,33 +160,4 @@ async function readJsonFile(option: string, file: string): Promise<unknown> {
   } catch (error) {
     throw new UsageError(`${option} ${file} must be a readable JSON file (${(error as Error).message})`);
   }
-}
-
-/** Reads a value file: a JSON object of string fields, or plain text without its trailing newline. */
-async function readValueFile(file: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (error) {
-    throw new UsageError(`--value-file ${file} cannot be read (${(error as NodeJS.ErrnoException).code ?? "error"})`);
-  }
-  const trimmed = text.replace(/\r?\n$/, "");
-  if (trimmed === "") {
-    throw new UsageError(`--value-file ${file} is empty. Put the value in it, or omit --value-file to generate one.`);
-  }
-  if (!trimmed.startsWith("{")) {
-    return trimmed;
-  }
-
-  let fields: Record<string, unknown>;
-  try {
-    fields = JSON.parse(trimmed);
-  } catch {
-    throw new UsageError(`--value-file ${file} starts with '{' but is not valid JSON`);
-  }
-  const nonString = Object.keys(fields).find((field) => typeof fields[field] !== "string");
-  if (nonString !== undefined) {
-    throw new UsageError(`--value-file ${file}: field '${nonString}' must be a string, because a value is a JSON object of string fields`);
-  }
-  return fields;
 }
