@@ -235,7 +235,7 @@ describe("secrets-broker secret and grant commands", () => {
 
   it("version fingerprint matches value file", async () => {
     const [version] = await cliJson(["secret", "versions", plain.id]);
-    const response = await fetch(`${broker.address}/v1/secrets/fingerprint`, {
+    const response = await fetch(`${broker.address}/v1/fingerprints`, {
       method: "POST",
       headers: { authorization: `Bearer ${asAdmin["BROKER_TOKEN"]}`, "content-type": "application/json" },
       body: JSON.stringify({ value: plainValue }),
