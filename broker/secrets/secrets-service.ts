@@ -16,10 +16,15 @@ import { localSecretReader } from "./local-secret-reader.js";
 import { DEFAULT_SECRET_TTL_SECONDS, type SecretCreateInput, type SecretFilterInput, type SecretUpdateInput, type SecretView } from "./secret-schemas.js";
 import { type SecretRow, toSecretRef, toSecretView, type VersionRow } from "./secret-views.js";
 
-/** Adapters that keep a static secret's value in the broker, so that the secret needs its first version at creation. */
 export const LOCAL_ADAPTER = "local";
 const POSTGRES_ADAPTER = "postgres";
-const STORED_VALUE_ADAPTERS = new Set([LOCAL_ADAPTER, POSTGRES_ADAPTER]);
+const AWS_ADAPTER = "aws-secrets-manager";
+/**
+ * Adapters whose static secrets get their first version at creation. The local and
+ * postgres adapters keep the value in the broker; the AWS adapter records the VersionId
+ * of AWSCURRENT, and the value stays in AWS.
+ */
+const STORED_VALUE_ADAPTERS = new Set([LOCAL_ADAPTER, POSTGRES_ADAPTER, AWS_ADAPTER]);
 
 /**
  * Creates a secret. A static secret of the local adapter, or any static secret given a
@@ -106,6 +111,11 @@ function checkInitialValue(input: SecretCreateInput): void {
   if (input.adapter === POSTGRES_ADAPTER && input.kind === "static" && input.value === undefined) {
     throw new ValidationFailed([
       { name: "value", reason: 'a static PostgreSQL secret starts from the role\'s current password: give value {"password": "..."}' },
+    ]);
+  }
+  if (input.adapter === AWS_ADAPTER && input.value !== undefined) {
+    throw new ValidationFailed([
+      { name: "value", reason: "an AWS Secrets Manager secret takes its first version from AWSCURRENT; leave out value, and rotate the secret to store a new one" },
     ]);
   }
   if (input.adapter === LOCAL_ADAPTER && input.kind === "static" && input.value === undefined && input.generate === undefined) {
