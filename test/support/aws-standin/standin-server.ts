@@ -32,8 +32,8 @@ export interface RecordedAwsCall {
   input: Record<string, any>;
   /** The access key id of the SigV4 signature. */
   accessKeyId: string;
-  /** The HTTP status the stand-in returned, or "dropped" for a closed connection. */
-  outcome: number | "dropped";
+  /** The HTTP status the stand-in returned, or "dropped" for a closed connection (after the operation ran, for "response-dropped"). */
+  outcome: number | "dropped" | "response-dropped";
 }
 
 export interface Failure {
@@ -46,7 +46,9 @@ export interface Failure {
 interface Switch {
   operation: string;
   remaining: number;
-  failure: Failure | "drop";
+  failure: Failure | "drop" | "drop-response";
+  /** Only requests whose input matches; all of them when absent. */
+  when?: (input: Record<string, any>) => boolean;
 }
 
 /**
@@ -77,14 +79,19 @@ export class AwsStandin {
     return standin;
   }
 
-  /** Makes the next `times` requests of `operation` ("*" for any) fail with `failure`. */
-  failNext(operation: string, failure: Failure, times = 1): void {
-    this.switches.push({ operation, remaining: times, failure });
+  /** Makes the next `times` requests of `operation` ("*" for any) whose input matches `when` fail with `failure`. */
+  failNext(operation: string, failure: Failure, times = 1, when?: (input: Record<string, any>) => boolean): void {
+    this.switches.push({ operation, remaining: times, failure, ...(when ? { when } : {}) });
   }
 
   /** Makes the next `times` requests of `operation` ("*" for any) end with a closed connection and no response. */
   dropNext(operation: string, times = 1): void {
     this.switches.push({ operation, remaining: times, failure: "drop" });
+  }
+
+  /** Makes the next `times` requests of `operation` run, then end with a closed connection, as when a response is lost. */
+  dropResponseNext(operation: string, times = 1): void {
+    this.switches.push({ operation, remaining: times, failure: "drop-response" });
   }
 
   /** Removes every failure switch that is not used up. */
@@ -118,9 +125,15 @@ export class AwsStandin {
       if (this.latencyMs > 0) {
         await new Promise((resolve) => setTimeout(resolve, this.latencyMs));
       }
-      const injected = this.takeSwitch(operation);
+      const injected = this.takeSwitch(operation, input);
       if (injected === "drop") {
         this.calls.push({ operation, input, accessKeyId, outcome: "dropped" });
+        request.socket.destroy();
+        return;
+      }
+      if (injected === "drop-response") {
+        handler(this.store, input);
+        this.calls.push({ operation, input, accessKeyId, outcome: "response-dropped" });
         request.socket.destroy();
         return;
       }
@@ -159,8 +172,10 @@ export class AwsStandin {
     return keyId!;
   }
 
-  private takeSwitch(operation: string): Failure | "drop" | undefined {
-    const found = this.switches.find((entry) => entry.remaining > 0 && (entry.operation === operation || entry.operation === "*"));
+  private takeSwitch(operation: string, input: Record<string, any>): Switch["failure"] | undefined {
+    const found = this.switches.find(
+      (entry) => entry.remaining > 0 && (entry.operation === operation || entry.operation === "*") && (entry.when === undefined || entry.when(input)),
+    );
     if (!found) {
       return undefined;
     }
