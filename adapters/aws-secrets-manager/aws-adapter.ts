@@ -8,6 +8,7 @@ import type {
   SecretAdapter,
   SecretKind,
   UpstreamLease,
+  UpstreamRotation,
   VersionRef,
 } from "../contract.js";
 import { generateValue } from "../local/generate-value.js";
@@ -17,6 +18,7 @@ import { AwsClients, type AwsCredentials } from "./aws-clients.js";
 import { getSecretValue } from "./aws-operations.js";
 import { parseAwsSettings } from "./aws-settings.js";
 import { checkDatabaseLogin, newDatabaseValue, setDatabasePassword } from "./database-rotation.js";
+import { describeAwsRotation } from "./external-rotation.js";
 import { replaceField, toSecretData } from "./secret-value.js";
 import { adoptCurrentVersion, createPendingVersion, discardPendingVersion, promotePendingVersion, readPendingVersion } from "./staged-rotation.js";
 
@@ -104,6 +106,11 @@ export class AwsSecretsManagerAdapter implements SecretAdapter {
       await setDatabasePassword(this.#pools, aws, await getSecretValue(aws, { versionId: current.version }));
     }
     await discardPendingVersion(aws, pending, current);
+  }
+
+  /** Reads RotationEnabled, the rotation Lambda and RotationRules with DescribeSecret. */
+  async describeRotation(call: AdapterCall): Promise<UpstreamRotation> {
+    return describeAwsRotation(this.#prepare(call));
   }
 
   async close(): Promise<void> {

@@ -12,6 +12,7 @@ import { auditDeps } from "../http/auth-middleware.js";
 import { revokeLeases } from "../leases/lease-revocation.js";
 import { nextRotationAt } from "../rotation/rotation-policy.js";
 import { fingerprintOf, toSecretData } from "./fingerprint.js";
+import { readUpstreamRotation, rotatedUpstreamReason, toExternalRotation } from "./external-rotation.js";
 import { localSecretReader } from "./local-secret-reader.js";
 import { DEFAULT_SECRET_TTL_SECONDS, type SecretCreateInput, type SecretFilterInput, type SecretUpdateInput, type SecretView } from "./secret-schemas.js";
 import { type SecretRow, toSecretRef, toSecretView, type VersionRow } from "./secret-views.js";
@@ -53,6 +54,7 @@ export async function createSecret(deps: BrokerDeps, context: RequestContext, in
     currentVersion: null,
     nextRotationAt: null,
     lastRotatedAt: null,
+    externalRotation: null,
     createdAt: now,
     createdBy: context.actor,
     updatedAt: now,
@@ -63,11 +65,15 @@ export async function createSecret(deps: BrokerDeps, context: RequestContext, in
   const first = needsFirstVersion ? await createFirstVersion(deps, row, input.value ? toSecretData(input.value) : undefined) : undefined;
   const fingerprint = first ? fingerprintOf(await deps.dataKeys.fingerprintKey(), first.data) : null;
 
-  const firstRotationAt = first ? nextRotationAt(row.rotation, now, row.id) : null;
+  const externalRotation = toExternalRotation(await readUpstreamRotation(deps, row), now);
+  if (externalRotation && input.rotation !== undefined) {
+    throw new ValidationFailed([{ name: "rotation", reason: `${rotatedUpstreamReason(externalRotation)}; leave out rotation` }]);
+  }
+  const firstRotationAt = first && !externalRotation ? nextRotationAt(row.rotation, now, row.id) : null;
 
   return auditedTransaction(auditDeps(deps), context, async (tx, record) => {
     await ensureSecretNameFree(tx, input.name);
-    await tx.insert(secrets).values({ ...row, currentVersion: first?.version ?? null, nextRotationAt: firstRotationAt });
+    await tx.insert(secrets).values({ ...row, currentVersion: first?.version ?? null, nextRotationAt: firstRotationAt, externalRotation });
     if (first) {
       await tx.insert(secretVersions).values({
         secretId: row.id,
@@ -83,9 +89,17 @@ export async function createSecret(deps: BrokerDeps, context: RequestContext, in
     record({
       action: "secret.create",
       target: row.id,
-      details: { name: row.name, adapter: row.adapter, kind: row.kind, owner: row.owner, version: first?.version ?? null, fingerprint },
+      details: {
+        name: row.name,
+        adapter: row.adapter,
+        kind: row.kind,
+        owner: row.owner,
+        version: first?.version ?? null,
+        fingerprint,
+        ...(externalRotation ? { external_rotation: externalRotation.rotator } : {}),
+      },
     });
-    return toSecretView({ ...row, currentVersion: first?.version ?? null, nextRotationAt: firstRotationAt });
+    return toSecretView({ ...row, currentVersion: first?.version ?? null, nextRotationAt: firstRotationAt, externalRotation });
   });
 }
 
@@ -201,6 +215,9 @@ export async function updateSecret(
   const maxTtl = input.max_ttl ?? current.maxTtl;
   if (defaultTtl > maxTtl) {
     throw new ValidationFailed([{ name: "default_ttl", reason: `must not exceed max_ttl (${maxTtl})` }]);
+  }
+  if (input.rotation && current.externalRotation) {
+    throw new ValidationFailed([{ name: "rotation", reason: rotatedUpstreamReason(current.externalRotation) }]);
   }
   if (input.rotation && current.kind === "dynamic") {
     throw new ValidationFailed([{ name: "rotation", reason: "a dynamic secret does not rotate: each lease gets its own credential" }]);
