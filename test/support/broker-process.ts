@@ -47,7 +47,8 @@ export function runCli(args: string[], environment: NodeJS.ProcessEnv): Promise<
   });
 }
 
-export async function startBrokerProcess(): Promise<BrokerProcess> {
+/** Starts a broker process; `extra` adds variables to its environment (and to every `cli` run). */
+export async function startBrokerProcess(extra: NodeJS.ProcessEnv = {}): Promise<BrokerProcess> {
   const dataDir = await mkdtemp(path.join(tmpdir(), "sb-cli-"));
   const port = await freePort();
   const address = `http://127.0.0.1:${port}`;
@@ -61,6 +62,7 @@ export async function startBrokerProcess(): Promise<BrokerProcess> {
     BROKER_ADDR: address,
     LOG_LEVEL: "debug",
     ...(database ? { DATABASE_URL: database.url } : {}),
+    ...extra,
   };
 
   const child = spawn(process.execPath, [CLI_PATH, "serve"], { env: environment, stdio: ["ignore", "pipe", "pipe"] });
