@@ -92,6 +92,20 @@ export interface PendingVersion extends VersionRef {
   data: SecretData;
 }
 
+/** An upstream's own rotation of a secret, as its configuration reports it. */
+export interface UpstreamRotation {
+  /** Whether the upstream rotates the secret itself. */
+  enabled: boolean;
+  /** The rotator, such as an AWS Lambda function ARN, or null without one. */
+  rotator: string | null;
+  /** The upstream's schedule, such as AWS's `rate(30 days)` or `cron(0 4 ? * SUN *)`. */
+  schedule: string | null;
+  /** Length of each rotation window, such as AWS's `3h`. */
+  window: string | null;
+  lastRotatedAt: Date | null;
+  nextRotationAt: Date | null;
+}
+
 /**
  * One upstream. Static secrets use `issue` with the current version and the four
  * rotation steps; dynamic secrets use `issue`, `renew` and `revoke`.
@@ -128,6 +142,13 @@ export interface SecretAdapter {
    * puts `current` back where `setPending` already replaced it (e.g. the old password).
    */
   discardPending(call: AdapterCall, pending: VersionRef, current: VersionRef | null): Promise<void>;
+
+  /**
+   * Reads the upstream's own rotation configuration of a secret, for adapters whose
+   * upstream can rotate secrets itself. A secret the upstream rotates is not rotated by
+   * the broker, so that it is not rotated twice.
+   */
+  describeRotation?(call: AdapterCall): Promise<UpstreamRotation>;
 
   /** Releases connections and timers; called once at broker shutdown. */
   close(): Promise<void>;

@@ -70,6 +70,18 @@ export class UpstreamConflict extends AdapterError {
   }
 }
 
+/** The upstream rotates the secret itself (an AWS rotation Lambda), so the broker must not rotate it too. */
+export class RotatedUpstream extends UpstreamConflict {
+  override name = "RotatedUpstream";
+
+  constructor(
+    message: string,
+    readonly rotator: string,
+  ) {
+    super(message);
+  }
+}
+
 /** One setting that failed validation, named by its dotted path under `settings`. */
 export interface InvalidSetting {
   name: string;

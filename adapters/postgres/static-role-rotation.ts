@@ -119,19 +119,7 @@ export class StaticRoleRotation {
   }
 
   async #setPassword(call: AdapterCall, login: RoleLogin): Promise<void> {
-    const prepared = await prepareCall(this.options.pools, call, "static");
-    await requireRotatableRole(call, prepared);
-
-    const verifier = await newScramVerifier(login.password);
-    let found: boolean;
-    try {
-      found = await raceAbort(call.signal, setRolePassword(prepared.pool, call.signal, login.username, verifier));
-    } catch (error) {
-      throw alterRoleError(error, prepared.context, login.username);
-    }
-    if (!found) {
-      throw roleNotFound(prepared.context, login.username);
-    }
+    await setStaticRolePassword(this.options.pools, call, login);
   }
 
   /** Proves that an operator-supplied first value is the role's password; the role is not changed. */
@@ -144,6 +132,27 @@ export class StaticRoleRotation {
     } catch (error) {
       throw roleLoginError(error, prepared.context, login.username, "given");
     }
+  }
+}
+
+/**
+ * Sets the password of the static role in the call's settings with ALTER ROLE, sending
+ * only its SCRAM verifier. Rejects a role that is missing, a superuser or the admin
+ * role. The AWS Secrets Manager adapter uses it for database secrets too.
+ */
+export async function setStaticRolePassword(pools: ConnectionPools, call: AdapterCall, login: RoleLogin): Promise<void> {
+  const prepared = await prepareCall(pools, call, "static");
+  await requireRotatableRole(call, prepared);
+
+  const verifier = await newScramVerifier(login.password);
+  let found: boolean;
+  try {
+    found = await raceAbort(call.signal, setRolePassword(prepared.pool, call.signal, login.username, verifier));
+  } catch (error) {
+    throw alterRoleError(error, prepared.context, login.username);
+  }
+  if (!found) {
+    throw roleNotFound(prepared.context, login.username);
   }
 }
 

@@ -1,4 +1,5 @@
 import { Command } from "commander";
+import { addDiscoverCommand } from "./commands/discover-command.js";
 import { addImportCommand } from "./commands/import-command.js";
 import { addIncidentCommands } from "./commands/incident-commands.js";
 import { addLeaseCommands } from "./commands/lease-commands.js";
@@ -31,5 +32,6 @@ export function buildProgram(): Command {
   addSecretCommands(program);
   addRotationCommands(program);
   addIncidentCommands(program);
+  addDiscoverCommand(program);
   return program;
 }

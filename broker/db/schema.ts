@@ -291,6 +291,18 @@ export interface RotationPolicy {
   old_leases?: "grace" | "revoke";
 }
 
+/**
+ * Rotation of a secret by its upstream (an AWS rotation Lambda), recorded so that the
+ * broker's scheduler leaves the secret alone and operators see the upstream schedule.
+ */
+export interface ExternalRotation {
+  /** The rotator of the secret, such as an AWS Lambda function ARN. */
+  rotator: string;
+  schedule: string | null;
+  window: string | null;
+  /** When the broker last read the upstream configuration, RFC 3339. */
+  checked_at: string;
+}
 
 /** Upstream secrets the broker hands out through an adapter. Values live in versions, sealed, or upstream. */
 export const secrets = pgTable(
@@ -311,6 +323,8 @@ export const secrets = pgTable(
     /** When the scheduler next starts a rotation; null without a rotation policy or while one runs. */
     nextRotationAt: timestamptz("next_rotation_at"),
     lastRotatedAt: timestamptz("last_rotated_at"),
+    /** Set while the upstream rotates the secret itself; the broker's scheduler then never rotates it. */
+    externalRotation: jsonb("external_rotation").$type<ExternalRotation>(),
     createdAt: timestamptz("created_at").notNull(),
     createdBy: text("created_by").notNull(),
     updatedAt: timestamptz("updated_at").notNull(),

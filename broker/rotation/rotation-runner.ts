@@ -1,4 +1,5 @@
 import { and, eq, sql } from "drizzle-orm";
+import { RotatedUpstream } from "../../adapters/errors.js";
 import type { RequestContext } from "../audit/audit-types.js";
 import { rowsOf } from "../db/database.js";
 import { rotations, secretVersions, secrets } from "../db/schema.js";
@@ -102,7 +103,7 @@ async function handleFailure(deps: BrokerDeps, state: StepState, step: RotationS
     await recordRetry(deps, state, step, startedAt, message, attempts);
     return "retry_later";
   }
-  await rollBack(deps, state, step, startedAt, message);
+  await rollBack(deps, state, step, startedAt, message, rotatedUpstream(error));
   return "rolled_back";
 }
 
@@ -129,7 +130,7 @@ async function recordRetry(deps: BrokerDeps, state: StepState, step: RotationSte
  * current value back where the set step replaced it. Then the pending version row is
  * removed, the current version stays current, and the record names the failed step.
  */
-async function rollBack(deps: BrokerDeps, state: StepState, step: RotationStep, startedAt: Date, message: string): Promise<void> {
+async function rollBack(deps: BrokerDeps, state: StepState, step: RotationStep, startedAt: Date, message: string, upstream: RotatedUpstream | undefined): Promise<void> {
   const { rotation, secret, pending, current } = state;
   let discardError: string | null = null;
   if (pending) {
@@ -162,8 +163,10 @@ async function rollBack(deps: BrokerDeps, state: StepState, step: RotationStep, 
         claimExpiresAt: null,
       })
       .where(eq(rotations.id, rotation.id));
-    const retryAt = secret.rotation && !secret.deletedAt ? new Date(now.getTime() + ROTATION_RETRY_AFTER_ROLLBACK_MS) : null;
-    await tx.update(secrets).set({ nextRotationAt: retryAt }).where(eq(secrets.id, secret.id));
+    // A secret found rotated upstream is marked so, and the scheduler stops rotating it.
+    const externalRotation = upstream ? { rotator: upstream.rotator, schedule: null, window: null, checked_at: now.toISOString() } : undefined;
+    const retryAt = secret.rotation && !secret.deletedAt && !upstream ? new Date(now.getTime() + ROTATION_RETRY_AFTER_ROLLBACK_MS) : null;
+    await tx.update(secrets).set({ nextRotationAt: retryAt, externalRotation }).where(eq(secrets.id, secret.id));
     record({
       action: "rotation.rollback",
       target: rotation.id,
@@ -205,6 +208,12 @@ class ClaimLost extends Error {
   constructor(rotationId: string) {
     super(`rotation ${rotationId} is no longer claimed by this process`);
   }
+}
+
+/** Returns the adapter's RotatedUpstream behind a failed step, if that is why it failed. */
+function rotatedUpstream(error: unknown): RotatedUpstream | undefined {
+  const cause = error instanceof UpstreamFailed ? error.cause : undefined;
+  return cause instanceof RotatedUpstream ? cause : undefined;
 }
 
 function rotationContext(rotation: RotationRow): RequestContext {

@@ -4,6 +4,7 @@ import type { Executor } from "../db/database.js";
 import { newId } from "../db/ids.js";
 import { rotations, secrets } from "../db/schema.js";
 import { Conflict, InvalidState, NotFound } from "../errors.js";
+import { rotatedUpstreamReason } from "../secrets/external-rotation.js";
 import type { SecretRow } from "../secrets/secret-views.js";
 import { LOCAL_ADAPTER } from "../secrets/secrets-service.js";
 import type { RotationRow, RotationTrigger } from "./rotation-types.js";
@@ -74,6 +75,9 @@ function ensureRotatable(secret: SecretRow): void {
   }
   if (secret.kind !== "static") {
     throw new InvalidState(`secret ${secret.id} is dynamic: each lease gets its own credential, so revoke leases instead of rotating`);
+  }
+  if (secret.externalRotation) {
+    throw new InvalidState(`secret ${secret.id}: ${rotatedUpstreamReason(secret.externalRotation)}`);
   }
   if (!secret.currentVersion) {
     throw new InvalidState(`secret ${secret.id} has no current version to rotate from`);

@@ -1,4 +1,5 @@
 import type { SecretAdapter } from "../../adapters/contract.js";
+import { AwsSecretsManagerAdapter } from "../../adapters/aws-secrets-manager/aws-adapter.js";
 import { LocalAdapter } from "../../adapters/local/local-adapter.js";
 import { PostgresAdapter } from "../../adapters/postgres/postgres-adapter.js";
 import type { BrokerConfig } from "../config/config.js";
@@ -9,7 +10,9 @@ import { AdapterRegistry } from "./adapter-registry.js";
 
 /**
  * Creates the registry of the adapters a broker process runs with: the local encrypted
- * store and PostgreSQL dynamic users, plus `extra` ones (tests add recording adapters).
+ * store, PostgreSQL roles and AWS Secrets Manager, plus `extra` ones, which replace a
+ * built-in adapter of the same name (tests add recording adapters and an AWS adapter
+ * with test credentials).
  */
 export function createAdapterRegistry(
   deps: { config: BrokerConfig; dataKeys: DataKeyRing; log: Logger; metrics: BrokerMetrics },
@@ -18,6 +21,7 @@ export function createAdapterRegistry(
   const adapters: SecretAdapter[] = [
     new LocalAdapter({ sealer: deps.dataKeys }),
     new PostgresAdapter({ logger: deps.log.child({ module: "postgres-adapter" }), sealer: deps.dataKeys }),
+    new AwsSecretsManagerAdapter(),
     ...extra,
   ];
   return new AdapterRegistry(adapters, { timeoutMs: deps.config.adapterTimeoutMs, log: deps.log.child({ module: "adapters" }), metrics: deps.metrics });

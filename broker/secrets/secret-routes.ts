@@ -11,6 +11,7 @@ import {
   SecretUpdate,
   SecretVersion,
 } from "./secret-schemas.js";
+import { registerRotationScheduleRoute } from "./rotation-schedule-route.js";
 import { toSecretView, toVersionView } from "./secret-views.js";
 import { createSecret, deleteSecret, findSecret, listSecrets, listVersions, updateSecret } from "./secrets-service.js";
 
@@ -58,6 +59,8 @@ export function registerSecretRoutes(app: BrokerApp, deps: BrokerDeps): void {
     }),
     async (c) => c.json(toSecretView(await findSecret(deps.db, c.req.valid("param").id)), 200),
   );
+
+  registerRotationScheduleRoute(app, deps);
 
   app.openapi(
     operatorRoute(deps, "auditor", {

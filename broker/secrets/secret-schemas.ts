@@ -119,6 +119,10 @@ export const Secret = z
     current_version: z.string().nullable(),
     next_rotation_at: z.string().nullable().openapi({ description: "When the rotation scheduler next starts a rotation; null without a policy or while one runs." }),
     last_rotated_at: z.string().nullable(),
+    external_rotation: z
+      .object({ rotator: z.string(), schedule: z.string().nullable(), window: z.string().nullable(), checked_at: z.string() })
+      .nullable()
+      .openapi({ description: "Set when the upstream rotates the secret itself (an AWS rotation Lambda); the broker then never rotates it." }),
     created_at: z.string(),
     created_by: z.string(),
     updated_at: z.string(),

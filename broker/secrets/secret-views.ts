@@ -30,6 +30,7 @@ export function toSecretView(row: SecretRow): SecretView {
     current_version: row.currentVersion,
     next_rotation_at: row.nextRotationAt?.toISOString() ?? null,
     last_rotated_at: row.lastRotatedAt?.toISOString() ?? null,
+    external_rotation: row.externalRotation ?? null,
     created_at: row.createdAt.toISOString(),
     created_by: row.createdBy,
     updated_at: row.updatedAt.toISOString(),

@@ -12,14 +12,20 @@ import { auditDeps } from "../http/auth-middleware.js";
 import { revokeLeases } from "../leases/lease-revocation.js";
 import { nextRotationAt } from "../rotation/rotation-policy.js";
 import { fingerprintOf, toSecretData } from "./fingerprint.js";
+import { readUpstreamRotation, rotatedUpstreamReason, toExternalRotation } from "./external-rotation.js";
 import { localSecretReader } from "./local-secret-reader.js";
 import { DEFAULT_SECRET_TTL_SECONDS, type SecretCreateInput, type SecretFilterInput, type SecretUpdateInput, type SecretView } from "./secret-schemas.js";
 import { type SecretRow, toSecretRef, toSecretView, type VersionRow } from "./secret-views.js";
 
-/** Adapters that keep a static secret's value in the broker, so that the secret needs its first version at creation. */
 export const LOCAL_ADAPTER = "local";
 const POSTGRES_ADAPTER = "postgres";
-const STORED_VALUE_ADAPTERS = new Set([LOCAL_ADAPTER, POSTGRES_ADAPTER]);
+const AWS_ADAPTER = "aws-secrets-manager";
+/**
+ * Adapters whose static secrets get their first version at creation. The local and
+ * postgres adapters keep the value in the broker; the AWS adapter records the VersionId
+ * of AWSCURRENT, and the value stays in AWS.
+ */
+const STORED_VALUE_ADAPTERS = new Set([LOCAL_ADAPTER, POSTGRES_ADAPTER, AWS_ADAPTER]);
 
 /**
  * Creates a secret. A static secret of the local adapter, or any static secret given a
@@ -48,6 +54,7 @@ export async function createSecret(deps: BrokerDeps, context: RequestContext, in
     currentVersion: null,
     nextRotationAt: null,
     lastRotatedAt: null,
+    externalRotation: null,
     createdAt: now,
     createdBy: context.actor,
     updatedAt: now,
@@ -58,11 +65,15 @@ export async function createSecret(deps: BrokerDeps, context: RequestContext, in
   const first = needsFirstVersion ? await createFirstVersion(deps, row, input.value ? toSecretData(input.value) : undefined) : undefined;
   const fingerprint = first ? fingerprintOf(await deps.dataKeys.fingerprintKey(), first.data) : null;
 
-  const firstRotationAt = first ? nextRotationAt(row.rotation, now, row.id) : null;
+  const externalRotation = toExternalRotation(await readUpstreamRotation(deps, row), now);
+  if (externalRotation && input.rotation !== undefined) {
+    throw new ValidationFailed([{ name: "rotation", reason: `${rotatedUpstreamReason(externalRotation)}; leave out rotation` }]);
+  }
+  const firstRotationAt = first && !externalRotation ? nextRotationAt(row.rotation, now, row.id) : null;
 
   return auditedTransaction(auditDeps(deps), context, async (tx, record) => {
     await ensureSecretNameFree(tx, input.name);
-    await tx.insert(secrets).values({ ...row, currentVersion: first?.version ?? null, nextRotationAt: firstRotationAt });
+    await tx.insert(secrets).values({ ...row, currentVersion: first?.version ?? null, nextRotationAt: firstRotationAt, externalRotation });
     if (first) {
       await tx.insert(secretVersions).values({
         secretId: row.id,
@@ -78,9 +89,17 @@ export async function createSecret(deps: BrokerDeps, context: RequestContext, in
     record({
       action: "secret.create",
       target: row.id,
-      details: { name: row.name, adapter: row.adapter, kind: row.kind, owner: row.owner, version: first?.version ?? null, fingerprint },
+      details: {
+        name: row.name,
+        adapter: row.adapter,
+        kind: row.kind,
+        owner: row.owner,
+        version: first?.version ?? null,
+        fingerprint,
+        ...(externalRotation ? { external_rotation: externalRotation.rotator } : {}),
+      },
     });
-    return toSecretView({ ...row, currentVersion: first?.version ?? null, nextRotationAt: firstRotationAt });
+    return toSecretView({ ...row, currentVersion: first?.version ?? null, nextRotationAt: firstRotationAt, externalRotation });
   });
 }
 
@@ -106,6 +125,11 @@ function checkInitialValue(input: SecretCreateInput): void {
   if (input.adapter === POSTGRES_ADAPTER && input.kind === "static" && input.value === undefined) {
     throw new ValidationFailed([
       { name: "value", reason: 'a static PostgreSQL secret starts from the role\'s current password: give value {"password": "..."}' },
+    ]);
+  }
+  if (input.adapter === AWS_ADAPTER && input.value !== undefined) {
+    throw new ValidationFailed([
+      { name: "value", reason: "an AWS Secrets Manager secret takes its first version from AWSCURRENT; leave out value, and rotate the secret to store a new one" },
     ]);
   }
   if (input.adapter === LOCAL_ADAPTER && input.kind === "static" && input.value === undefined && input.generate === undefined) {
@@ -191,6 +215,9 @@ export async function updateSecret(
   const maxTtl = input.max_ttl ?? current.maxTtl;
   if (defaultTtl > maxTtl) {
     throw new ValidationFailed([{ name: "default_ttl", reason: `must not exceed max_ttl (${maxTtl})` }]);
+  }
+  if (input.rotation && current.externalRotation) {
+    throw new ValidationFailed([{ name: "rotation", reason: rotatedUpstreamReason(current.externalRotation) }]);
   }
   if (input.rotation && current.kind === "dynamic") {
     throw new ValidationFailed([{ name: "rotation", reason: "a dynamic secret does not rotate: each lease gets its own credential" }]);

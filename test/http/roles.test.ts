@@ -224,6 +224,12 @@ const ROUTES: RouteCase[] = [
     prepare: async (broker) => ({ path: `/v1/secrets/${(await createSecret(broker)).id}/versions` }),
   },
   {
+    route: "GET /v1/secrets/{id}/rotation-schedule",
+    role: "auditor",
+    success: 200,
+    prepare: async (broker) => ({ path: `/v1/secrets/${(await createSecret(broker)).id}/rotation-schedule` }),
+  },
+  {
     route: "PATCH /v1/secrets/{id}",
     role: "operator",
     success: 200,

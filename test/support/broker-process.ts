@@ -49,8 +49,8 @@ export function runCli(args: string[], environment: NodeJS.ProcessEnv): Promise<
   });
 }
 
-/** Starts `secrets-broker serve`; `extraEnvironment` adds settings such as BROKER_LEASE_MAX_TTL. */
-export async function startBrokerProcess(extraEnvironment: NodeJS.ProcessEnv = {}): Promise<BrokerProcess> {
+/** Starts `secrets-broker serve`; `extra` adds variables to its environment (and to every `cli` run). */
+export async function startBrokerProcess(extra: NodeJS.ProcessEnv = {}): Promise<BrokerProcess> {
   const dataDir = await mkdtemp(path.join(tmpdir(), "sb-cli-"));
   const port = await freePort();
   const address = `http://127.0.0.1:${port}`;
@@ -64,7 +64,7 @@ export async function startBrokerProcess(extraEnvironment: NodeJS.ProcessEnv = {
     BROKER_ADDR: address,
     LOG_LEVEL: "debug",
     ...(database ? { DATABASE_URL: database.url } : {}),
-    ...extraEnvironment,
+    ...extra,
   };
 
   let output = "";

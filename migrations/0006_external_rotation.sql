@@ -1,0 +1,1 @@
+ALTER TABLE "secrets" ADD COLUMN "external_rotation" jsonb;

@@ -1,0 +1,143 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runRotationTick } from "../../broker/rotation/rotation-scheduler.js";
+import { createSecret } from "../credentials/credential-fixtures.js";
+import { seedSecret, standinAdapter, standinSettings, startAwsStandin } from "../support/aws-standin/aws-fixture.js";
+import type { AwsStandin } from "../support/aws-standin/standin-server.js";
+import { expectProblem, invalidParamNames, registerSnapshot, uniqueName } from "../support/register-fixtures.js";
+import { startTestBroker, type TestBroker } from "../support/test-broker.js";
+
+const LAMBDA = "arn:aws:lambda:eu-west-1:123456789012:function:rotate-orders-db";
+const ADAPTER = "aws-secrets-manager";
+
+/** AWS rotation schedules beside the broker's policy, and secrets rotated by an AWS Lambda that the broker leaves alone. */
+describe("AWS rotation schedules and Lambda rotation", () => {
+  let standin: AwsStandin;
+  let broker: TestBroker;
+
+  beforeAll(async () => {
+    standin = await startAwsStandin();
+    broker = await startTestBroker({ adapters: [standinAdapter(standin)] });
+  });
+
+  afterAll(async () => {
+    await broker?.close();
+    await standin?.close();
+  });
+
+  function lambdaRotated(awsName: string) {
+    return seedSecret(standin, awsName, { password: "pw-lambda" }, {
+      rotationEnabled: true,
+      rotationLambdaArn: LAMBDA,
+      rotationRules: { ScheduleExpression: "rate(30 days)", Duration: "3h" },
+      lastRotatedDate: new Date("2026-05-01T04:00:00Z"),
+    });
+  }
+
+  it("Lambda-rotated secret marked at registration", async () => {
+    const awsName = `prod/${uniqueName("lambda")}`;
+    lambdaRotated(awsName);
+
+    const secret = await createSecret(broker, { name: `aws/${uniqueName("lambda")}`, adapter: ADAPTER, generate: undefined, settings: standinSettings(standin, awsName) });
+
+    expect(secret.external_rotation).toEqual({ rotator: LAMBDA, schedule: "rate(30 days)", window: "3h", checked_at: expect.any(String) });
+    expect(secret.next_rotation_at).toBeNull();
+    const read = await broker.request("GET", `/v1/secrets/${secret.id}`, { token: broker.tokens.auditor });
+    expect(read.json.external_rotation.rotator).toBe(LAMBDA);
+  });
+
+  it("schedules shown side by side", async () => {
+    const awsName = `prod/${uniqueName("lambda")}`;
+    lambdaRotated(awsName);
+    const secret = await createSecret(broker, { name: `aws/${uniqueName("lambda")}`, adapter: ADAPTER, generate: undefined, settings: standinSettings(standin, awsName) });
+
+    const response = await broker.request("GET", `/v1/secrets/${secret.id}/rotation-schedule`, { token: broker.tokens.auditor });
+
+    expect(response.status, response.text).toBe(200);
+    expect(response.json.broker).toEqual({ rotation: null, next_rotation_at: null, last_rotated_at: null });
+    expect(response.json.upstream).toEqual({
+      enabled: true,
+      rotator: LAMBDA,
+      schedule: "rate(30 days)",
+      window: "3h",
+      last_rotated_at: "2026-05-01T04:00:00.000Z",
+      next_rotation_at: null,
+    });
+  });
+
+  it("days-only AWS rule shown as rate()", async () => {
+    const awsName = `prod/${uniqueName("days")}`;
+    seedSecret(standin, awsName, { password: "pw" }, { rotationRules: { AutomaticallyAfterDays: 7 } });
+    const secret = await createSecret(broker, {
+      name: `aws/${uniqueName("days")}`,
+      adapter: ADAPTER,
+      generate: undefined,
+      rotation: { schedule: "0 3 * * 1" },
+      settings: standinSettings(standin, awsName),
+    });
+
+    const response = await broker.request("GET", `/v1/secrets/${secret.id}/rotation-schedule`, { token: broker.tokens.auditor });
+
+    expect(response.json.broker.rotation).toMatchObject({ schedule: "0 3 * * 1" });
+    expect(response.json.broker.next_rotation_at).not.toBeNull();
+    expect(response.json.upstream).toMatchObject({ enabled: false, rotator: null, schedule: "rate(7 days)" });
+    expect(secret.external_rotation).toBeNull();
+  });
+
+  it("broker policy on Lambda-rotated secret rejected", async () => {
+    const awsName = `prod/${uniqueName("lambda")}`;
+    lambdaRotated(awsName);
+    const before = await registerSnapshot(broker);
+
+    const response = await broker.request("POST", "/v1/secrets", {
+      token: broker.tokens.operator,
+      body: { name: `aws/${uniqueName("twice")}`, adapter: ADAPTER, owner: "team", rotation: { max_age: 86_400 }, settings: standinSettings(standin, awsName) },
+    });
+
+    expectProblem(response, 400, "validation_failed");
+    expect(invalidParamNames(response)).toEqual(["rotation"]);
+    expect(response.json.detail).toContain(LAMBDA);
+    expect(await registerSnapshot(broker)).toEqual(before);
+  });
+
+  it("manual rotation and policy change rejected", async () => {
+    const awsName = `prod/${uniqueName("lambda")}`;
+    lambdaRotated(awsName);
+    const secret = await createSecret(broker, { name: `aws/${uniqueName("lambda")}`, adapter: ADAPTER, generate: undefined, settings: standinSettings(standin, awsName) });
+
+    const rotate = await broker.request("POST", `/v1/secrets/${secret.id}/rotate`, { token: broker.tokens.operator });
+    const patch = await broker.request("PATCH", `/v1/secrets/${secret.id}`, { token: broker.tokens.operator, body: { rotation: { max_age: 86_400 } } });
+
+    expectProblem(rotate, 409, "invalid_state");
+    expect(rotate.json.detail).toContain(LAMBDA);
+    expectProblem(patch, 400, "validation_failed");
+    expect(invalidParamNames(patch)).toEqual(["rotation"]);
+  });
+
+  it("Lambda turned on later stops the schedule", async () => {
+    const awsName = `prod/${uniqueName("later")}`;
+    const stored = seedSecret(standin, awsName, { password: "pw-later" });
+    const secret = await createSecret(broker, {
+      name: `aws/${uniqueName("later")}`,
+      adapter: ADAPTER,
+      generate: undefined,
+      rotation: { max_age: 3600 },
+      settings: standinSettings(standin, awsName),
+    });
+    stored.rotationEnabled = true;
+    stored.rotationLambdaArn = LAMBDA;
+    const puts = standin.callsOf("PutSecretValue").length;
+
+    broker.clock.advance(2 * 3600 * 1000);
+    const first = await runRotationTick(broker.deps, "test");
+    broker.clock.advance(2 * 3600 * 1000);
+    const second = await runRotationTick(broker.deps, "test");
+
+    expect(first.outcomes).toEqual(["rolled_back"]);
+    expect(second.started).toBe(0);
+    expect(standin.callsOf("PutSecretValue").length).toBe(puts);
+    const read = (await broker.request("GET", `/v1/secrets/${secret.id}`, { token: broker.tokens.auditor })).json;
+    expect(read.external_rotation).toMatchObject({ rotator: LAMBDA });
+    expect(read.next_rotation_at).toBeNull();
+    expect(stored.versions.size).toBe(1);
+  });
+});
