@@ -26,10 +26,16 @@ export class KvRotation {
   /**
    * Writes the pending value: `request.value`, or the latest value with the generate
    * policy's field replaced by a generated value. Without a current version in the
-   * broker, the check-and-set is on Vault's latest version (0 for a new key).
+   * broker, the check-and-set is on Vault's latest version (0 for a new key). A secret's
+   * first version without a value is Vault's latest version, recorded without a write.
    */
   async createPending(call: AdapterCall, kv: KvCall, request: CreatePendingRequest): Promise<PendingVersion> {
     const { secret } = call;
+    if (request.current === null && request.value === undefined) {
+      const latest = await readKvVersion(kv, secret.name);
+      return { ...latest, sealedValue: await sealCopy(this.sealer, secret, latest.version, latest.data) };
+    }
+
     const cas = request.current ? Number(request.current.version) : await readKvCurrentVersion(kv);
     if (!Number.isInteger(cas) || cas < 0) {
       throw new UpstreamRejected(`current version '${request.current?.version}' of secret ${secret.name} is not a Vault KV version number`);

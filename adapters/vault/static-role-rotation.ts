@@ -11,8 +11,8 @@ type StaticRoleCall = PreparedVaultCall<VaultStaticSettings>;
 
 /**
  * Rotation of a database static role: Vault makes and sets the password itself, so
- * createPending asks it to rotate now and reads the new password back. The version is
- * Vault's last_vault_rotation time.
+ * createPending requests a rotation now and reads the new password back. The version is
+ * Vault's last_vault_rotation time. A secret's first version is the current password.
  */
 export class StaticRoleRotation {
   constructor(
@@ -24,7 +24,10 @@ export class StaticRoleRotation {
     if (request.value !== undefined) {
       throw new UpstreamRejected(`secret ${call.secret.name} is a Vault static role, whose passwords Vault makes; rotate it without a value`);
     }
-    await rotateStaticRole(role);
+    // A secret's first version is the password Vault has now; later versions need a rotation.
+    if (request.current !== null) {
+      await rotateStaticRole(role);
+    }
     const { data, lastRotation } = await readStaticRoleCredential(role, call.secret.name);
     if (request.current !== null && lastRotation === request.current.version) {
       throw new UpstreamRejected(`Vault reports no new rotation of ${role.location} (secret ${call.secret.name}) after rotate-role; check the static role in Vault`);

@@ -16,10 +16,15 @@ import { localSecretReader } from "./local-secret-reader.js";
 import { DEFAULT_SECRET_TTL_SECONDS, type SecretCreateInput, type SecretFilterInput, type SecretUpdateInput, type SecretView } from "./secret-schemas.js";
 import { type SecretRow, toSecretRef, toSecretView, type VersionRow } from "./secret-views.js";
 
-/** Adapters that keep a static secret's value in the broker, so that the secret needs its first version at creation. */
+/**
+ * Adapters whose static secrets get their first version at creation: the local and
+ * postgres adapters store the value in the broker, and the vault adapter records the
+ * version Vault has (or writes `value` as a new one).
+ */
 export const LOCAL_ADAPTER = "local";
 const POSTGRES_ADAPTER = "postgres";
-const STORED_VALUE_ADAPTERS = new Set([LOCAL_ADAPTER, POSTGRES_ADAPTER]);
+const VAULT_ADAPTER = "vault";
+const STORED_VALUE_ADAPTERS = new Set([LOCAL_ADAPTER, POSTGRES_ADAPTER, VAULT_ADAPTER]);
 
 /**
  * Creates a secret. A static secret of the local adapter, or any static secret given a

@@ -35,6 +35,14 @@ export class KvEngine {
     return this.write(path, data, undefined);
   }
 
+  /** Soft-deletes versions, as POST <mount>/delete/<path> does. */
+  softDelete(path: string, versions: number[]): void {
+    for (const number of versions) {
+      const version = this.entries.get(path)?.versions.get(number);
+      if (version) version.deletionTime = this.clock.now();
+    }
+  }
+
   currentVersion(path: string): number {
     return this.entries.get(path)?.currentVersion ?? 0;
   }

@@ -44,6 +44,8 @@ export class VaultStandin {
   readonly calls: RecordedCall[] = [];
   sealed = false;
   delayMs = 0;
+  /** Runs after each request that succeeded, so that a test can change state between two of the client's requests. */
+  afterCall: ((call: RecordedCall) => void) | undefined;
   private readonly deniedPrefixes = new Set<string>();
   private readonly namespaces: Set<string>;
   private server: Server | undefined;
@@ -91,11 +93,13 @@ export class VaultStandin {
     let result: HandlerResult;
     try {
       const request = await parseRequest(incoming);
-      this.calls.push({ method: request.method, path: request.path, namespace: request.namespace, body: withoutSecrets(request.body) });
+      const recorded: RecordedCall = { method: request.method, path: request.path, namespace: request.namespace, body: withoutSecrets(request.body) };
+      this.calls.push(recorded);
       if (this.delayMs > 0) {
         await new Promise((resolve) => setTimeout(resolve, this.delayMs));
       }
       result = this.route(request, headerOf(incoming, "x-vault-token"));
+      this.afterCall?.(recorded);
     } catch (error) {
       result = replyOf(error);
     }
