@@ -1,4 +1,5 @@
 import { Command } from "commander";
+import { addDiscoverCommand } from "./commands/discover-command.js";
 import { addImportCommand } from "./commands/import-command.js";
 import { addLeaseCommands } from "./commands/lease-commands.js";
 import { addLocalCommands } from "./commands/local-commands.js";
@@ -29,5 +30,6 @@ export function buildProgram(): Command {
   addLeaseCommands(program);
   addSecretCommands(program);
   addRotationCommands(program);
+  addDiscoverCommand(program);
   return program;
 }
