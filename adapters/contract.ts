@@ -75,6 +75,15 @@ export interface UpstreamLease {
   upstreamLeaseId: string;
 }
 
+/** The outcome of a renewal upstream. */
+export interface RenewedCredential {
+  /**
+   * When the upstream credential now expires, for an upstream that may grant less than
+   * asked (Vault caps a renewal at the lease's max TTL). The broker's lease ends no later.
+   */
+  expiresAt?: Date;
+}
+
 export interface CreatePendingRequest {
   /**
    * Idempotency key of the rotation (AWS's ClientRequestToken): a retried call with the
@@ -124,8 +133,8 @@ export interface SecretAdapter {
 
   /** Hands out a credential: the current value of a static secret, or a new dynamic credential. */
   issue(call: AdapterCall, request: IssueRequest): Promise<IssuedCredential>;
-  /** Moves a dynamic credential's upstream expiry to `expiresAt`. */
-  renew(call: AdapterCall, lease: UpstreamLease, expiresAt: Date): Promise<void>;
+  /** Moves a dynamic credential's upstream expiry to `expiresAt`; reports an earlier expiry when the upstream granted less. */
+  renew(call: AdapterCall, lease: UpstreamLease, expiresAt: Date): Promise<RenewedCredential | void>;
   /** Ends a dynamic credential upstream. A credential that is already gone counts as revoked. */
   revoke(call: AdapterCall, lease: UpstreamLease): Promise<void>;
 

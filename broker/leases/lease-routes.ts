@@ -106,11 +106,9 @@ export function registerLeaseRoutes(app: BrokerApp, deps: BrokerDeps): void {
       await ensureOwnLease(deps, c, lease, "lease.renew");
       const now = deps.clock.now();
       const signingKey = lease.kind === ACCESS_TOKEN_LEASE ? await deps.keyRing.activeKey() : undefined;
-      if (lease.upstreamLeaseId) {
-        await renewUpstream(deps, lease, increment, now);
-      }
+      const upstreamExpiresAt = lease.upstreamLeaseId ? await renewUpstream(deps, lease, increment, now) : undefined;
       const result = await inAuditedTransaction(deps, c, async (tx, record) =>
-        renewLease(deps, tx, record, await findLease(tx, id, true), increment, signingKey, now),
+        renewLease(deps, tx, record, await findLease(tx, id, true), increment, signingKey, now, upstreamExpiresAt),
       );
       return c.json(result, 200, { "Cache-Control": "no-store" });
     },
@@ -147,14 +145,16 @@ function bulkScope(body: z.infer<typeof BulkRevokeRequest>): RevocationScope {
 
 /**
  * Moves a dynamic credential's upstream expiry to what the renewal will grant, before
- * the lease row changes: if the upstream refuses, the lease stays as it was.
+ * the lease row changes: if the upstream refuses, the lease stays as it was. Returns the
+ * upstream's expiry when it granted less (Vault caps at the lease's max TTL).
  */
-async function renewUpstream(deps: BrokerDeps, lease: LeaseRow, increment: number | undefined, now: Date): Promise<void> {
+async function renewUpstream(deps: BrokerDeps, lease: LeaseRow, increment: number | undefined, now: Date): Promise<Date | undefined> {
   const plan = planRenewal(lease, await renewalBounds(deps.db, deps, lease), increment, now);
   const secret = await findSecret(deps.db, lease.secretId!);
-  await deps.adapters.call(lease.adapter!, toSecretRef(secret), "renew", localSecretReader(deps), (adapter, call) =>
+  const renewed = await deps.adapters.call(lease.adapter!, toSecretRef(secret), "renew", localSecretReader(deps), (adapter, call) =>
     adapter.renew(call, { upstreamLeaseId: lease.upstreamLeaseId! }, plan.expiresAt),
   );
+  return renewed?.expiresAt;
 }
 
 /** Refuses, audited, a workload acting on another account's lease. */

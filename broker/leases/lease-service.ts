@@ -132,11 +132,22 @@ export function planRenewal(lease: LeaseRow, bounds: RenewalBounds, increment: n
   return { requested, granted, expiresAt: new Date(now.getTime() + granted * 1000), warnings };
 }
 
+/** Ends a renewal no later than the upstream credential, when the upstream granted less than the plan (as Vault may). */
+export function capAtUpstream(plan: RenewalPlan, upstreamExpiresAt: Date | undefined, now: Date): RenewalPlan {
+  if (upstreamExpiresAt === undefined || upstreamExpiresAt >= plan.expiresAt) {
+    return plan;
+  }
+  const granted = Math.max(0, Math.floor((upstreamExpiresAt.getTime() - now.getTime()) / 1000));
+  const warning = `TTL of ${plan.requested}s exceeded what the upstream granted; capped to ${granted}s, when the upstream credential expires`;
+  return { ...plan, granted, expiresAt: new Date(now.getTime() + granted * 1000), warnings: [...plan.warnings, warning] };
+}
+
 /**
  * Renews a live lease in `tx` (see `planRenewal`). An access-token lease gets a new
  * token for the extended time, signed with `signingKey`, and the previous token stops
  * being active. The caller reads `signingKey` from the key ring, and renews an upstream
- * credential, before it opens `tx`.
+ * credential, before it opens `tx`; `upstreamExpiresAt` is when that credential now
+ * expires, and the lease ends no later.
  */
 export async function renewLease(
   deps: Pick<BrokerDeps, "config" | "clock">,
@@ -146,9 +157,10 @@ export async function renewLease(
   increment: number | undefined,
   signingKey: ActiveSigningKey | undefined,
   now: Date,
+  upstreamExpiresAt?: Date,
 ): Promise<RenewResult> {
   const bounds = await renewalBounds(tx, deps, lease);
-  const plan = planRenewal(lease, bounds, increment, now);
+  const plan = capAtUpstream(planRenewal(lease, bounds, increment, now), upstreamExpiresAt, now);
 
   let accessToken: string | undefined;
   let tokenJti = lease.tokenJti;

@@ -16,6 +16,8 @@ export interface BrokerMetrics {
   /** Leases whose upstream credential could not be revoked yet, in the whole database, as of the last retry tick. */
   revokeFailedLeases: Gauge;
   rotations: Counter<"trigger" | "outcome">;
+  /** Lifecycle of the broker's own Vault tokens: login, login_failed, lookup, renew, renew_refused, expired. */
+  vaultTokenEvents: Counter<"event">;
 }
 
 export function createMetrics(options: { processMetrics: boolean }): BrokerMetrics {
@@ -82,6 +84,12 @@ export function createMetrics(options: { processMetrics: boolean }): BrokerMetri
       name: "broker_rotations_total",
       help: "Rotations that ended in this process, by trigger (schedule, manual, compromise) and outcome (completed, rolled_back).",
       labelNames: ["trigger", "outcome"],
+      registers: [registry],
+    }),
+    vaultTokenEvents: new Counter({
+      name: "broker_vault_token_events_total",
+      help: "Lifecycle events of the broker's own Vault tokens, by event (login, login_failed, lookup, renew, renew_refused, expired).",
+      labelNames: ["event"],
       registers: [registry],
     }),
     revokeFailedLeases: new Gauge({

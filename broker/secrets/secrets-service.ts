@@ -19,13 +19,15 @@ import { type SecretRow, toSecretRef, toSecretView, type VersionRow } from "./se
 
 export const LOCAL_ADAPTER = "local";
 const POSTGRES_ADAPTER = "postgres";
+const VAULT_ADAPTER = "vault";
 const AWS_ADAPTER = "aws-secrets-manager";
 /**
  * Adapters whose static secrets get their first version at creation. The local and
- * postgres adapters keep the value in the broker; the AWS adapter records the VersionId
- * of AWSCURRENT, and the value stays in AWS.
+ * postgres adapters keep the value in the broker; the vault adapter records the version
+ * Vault has (or writes `value` as a new one); the AWS adapter records the VersionId of
+ * AWSCURRENT, and the value stays in AWS.
  */
-const STORED_VALUE_ADAPTERS = new Set([LOCAL_ADAPTER, POSTGRES_ADAPTER, AWS_ADAPTER]);
+const STORED_VALUE_ADAPTERS = new Set([LOCAL_ADAPTER, POSTGRES_ADAPTER, VAULT_ADAPTER, AWS_ADAPTER]);
 
 /**
  * Creates a secret. A static secret of the local adapter, or any static secret given a

@@ -52,7 +52,7 @@ export async function openRuntime(
       masterKeys,
       dataKeys,
       jwks: new JwksCache(),
-      adapters: createAdapterRegistry({ config, dataKeys, log, metrics }),
+      adapters: createAdapterRegistry({ config, dataKeys, log, metrics, clock }),
     };
     return { deps, database };
   } catch (error) {

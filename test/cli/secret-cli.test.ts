@@ -487,7 +487,8 @@ describe("secrets-broker secret and grant commands", () => {
     const emptyObject = await writeFixture("empty-object.json", "{}");
     const cases: { args: string[]; status: number; code: string; field?: string }[] = [
       { args: ["secret", "create", "--name", "Bad Name", "--owner", "o"], status: 400, code: "validation_failed", field: "name" },
-      { args: ["secret", "create", "--name", "bad/adapter", "--owner", "o", "--adapter", "vault"], status: 400, code: "validation_failed", field: "adapter" },
+      { args: ["secret", "create", "--name", "bad/adapter", "--owner", "o", "--adapter", "no-such-adapter"], status: 400, code: "validation_failed", field: "adapter" },
+      { args: ["secret", "create", "--name", "bad/vault", "--owner", "o", "--adapter", "vault"], status: 400, code: "validation_failed", field: "settings.connection" },
       { args: ["secret", "create", "--name", "bad/short", "--owner", "o", "--length", "4"], status: 400, code: "validation_failed", field: "generate.length" },
       { args: ["secret", "create", "--name", "bad/zero", "--owner", "o", "--length", "0"], status: 400, code: "validation_failed", field: "generate.length" },
       { args: ["secret", "create", "--name", "bad/ttl", "--owner", "o", "--max-ttl", "30"], status: 400, code: "validation_failed", field: "max_ttl" },

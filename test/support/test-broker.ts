@@ -117,7 +117,7 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
     masterKeys,
     dataKeys,
     jwks: new JwksCache(),
-    adapters: createAdapterRegistry({ config, dataKeys, log, metrics }, options.adapters),
+    adapters: createAdapterRegistry({ config, dataKeys, log, metrics, clock }, options.adapters),
   };
 
   const system = { actor: "system", role: null, requestId: null, sourceAddress: null };

@@ -24,7 +24,7 @@ function addSecretSubcommands(secret: Command): void {
     .description("add a secret; a local static secret gets a generated value unless --value-file is given")
     .requiredOption("--name <name>", "path-like name, such as db/orders-readonly")
     .requiredOption("--owner <owner>", "team or person answerable for the secret")
-    .option("--adapter <adapter>", "local, postgres or aws-secrets-manager", "local")
+    .option("--adapter <adapter>", "local, postgres, vault or aws-secrets-manager", "local")
     .addOption(new Option("--kind <kind>", "static or dynamic").choices(SECRET_KINDS).default("static"))
     .option("--settings-file <file>", "JSON file with the adapter settings")
     .option("--value-file <file>", "file holding the first value (JSON object of string fields, or plain text)")

@@ -45,7 +45,7 @@ export function benchDeps(db: Db, masterKeys: MasterKeyRing): BrokerDeps {
     masterKeys,
     dataKeys,
     jwks: new JwksCache(),
-    adapters: createAdapterRegistry({ config, dataKeys, log, metrics }),
+    adapters: createAdapterRegistry({ config, dataKeys, log, metrics, clock }),
   };
 }
 

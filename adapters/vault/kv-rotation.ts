@@ -1,0 +1,105 @@
+import type { Logger } from "pino";
+import type { AdapterCall, CreatePendingRequest, GeneratePolicy, PendingVersion, SecretData, VersionRef } from "../contract.js";
+import { UpstreamConflict, UpstreamRejected } from "../errors.js";
+import { generatePolicyProblems, generateValue } from "../local/generate-value.js";
+import type { ValueSealer } from "../local/value-sealer.js";
+import { deleteKvVersion, readKvCurrentVersion, readKvVersion, writeKvVersion } from "./kv-store.js";
+import { requireSameAsCopy, sealCopy } from "./sealed-copy.js";
+import { VaultVersionDeleted } from "./vault-errors.js";
+import type { PreparedVaultCall } from "./vault-sessions.js";
+import type { VaultStaticSettings } from "./vault-settings.js";
+
+type KvCall = PreparedVaultCall<VaultStaticSettings>;
+
+/**
+ * Rotation of a KV v2 secret. createPending writes the new value as a new Vault version
+ * with check-and-set on the current one, so a concurrent writer is never overwritten.
+ * testPending reads that version back and compares it with the broker's sealed copy.
+ * discardPending writes the previous value again as a newer version.
+ */
+export class KvRotation {
+  constructor(
+    private readonly sealer: ValueSealer,
+    private readonly logger: Pick<Logger, "warn"> | undefined,
+  ) {}
+
+  /**
+   * Writes the pending value: `request.value`, or the latest value with the generate
+   * policy's field replaced by a generated value. Without a current version in the
+   * broker, the check-and-set is on Vault's latest version (0 for a new key). A secret's
+   * first version without a value is Vault's latest version, recorded without a write.
+   */
+  async createPending(call: AdapterCall, kv: KvCall, request: CreatePendingRequest): Promise<PendingVersion> {
+    const { secret } = call;
+    if (request.current === null && request.value === undefined) {
+      const latest = await readKvVersion(kv, secret.name);
+      return { ...latest, sealedValue: await sealCopy(this.sealer, secret, latest.version, latest.data) };
+    }
+
+    const cas = request.current ? Number(request.current.version) : await readKvCurrentVersion(kv);
+    if (!Number.isInteger(cas) || cas < 0) {
+      throw new UpstreamRejected(`current version '${request.current?.version}' of secret ${secret.name} is not a Vault KV version number`);
+    }
+
+    const data = request.value ?? { ...(await this.latestData(kv, secret.name, cas)), ...generatedField(secret.name, secret.generate) };
+    const version = await writeKvVersion(kv, secret.name, data, cas);
+    return { version, sealedValue: await sealCopy(this.sealer, secret, version, data), data };
+  }
+
+  /** Reads the pending version back; it must exist, be live and equal what the broker wrote. */
+  async testPending(call: AdapterCall, kv: KvCall, pending: VersionRef): Promise<void> {
+    const read = await readKvVersion(kv, call.secret.name, pending.version);
+    await requireSameAsCopy(this.sealer, call.secret, pending, read.data, kv.location);
+  }
+
+  /**
+   * Restores the previous value by writing it again as a new version, with check-and-set
+   * on the pending version, so that a write made after the rotation's is not undone.
+   * Without a current version, the pending version is soft-deleted instead.
+   */
+  async discardPending(call: AdapterCall, kv: KvCall, pending: VersionRef, current: VersionRef | null): Promise<void> {
+    const { secret } = call;
+    const latest = await readKvCurrentVersion(kv);
+    if (String(latest) !== pending.version) {
+      throw new UpstreamConflict(
+        `${kv.location} (secret ${secret.name}) is at version ${latest}, not the pending version ${pending.version}; ` +
+          "someone wrote after the rotation, so the previous value was not restored",
+      );
+    }
+    if (current === null) {
+      await deleteKvVersion(kv, pending.version);
+      return;
+    }
+    const previous = await readKvVersion(kv, secret.name, current.version);
+    const restored = await writeKvVersion(kv, secret.name, previous.data, latest);
+    this.logger?.warn({ secretId: secret.id, pendingVersion: pending.version, currentVersion: current.version, restoredVersion: restored }, "restored the previous value in Vault as a new version");
+  }
+
+  /** Returns the data of version `cas`, so that a generated field replaces one field and keeps the others; {} for a new or deleted key. */
+  private async latestData(kv: KvCall, secretName: string, cas: number): Promise<SecretData> {
+    if (cas === 0) {
+      return {};
+    }
+    try {
+      return (await readKvVersion(kv, secretName, String(cas))).data;
+    } catch (error) {
+      if (error instanceof VaultVersionDeleted) {
+        return {};
+      }
+      throw error;
+    }
+  }
+}
+
+function generatedField(secretName: string, policy: GeneratePolicy | null): SecretData {
+  if (!policy) {
+    throw new UpstreamRejected(
+      `secret ${secretName} has no generate policy and no value was given: send \`value\` with the fields, or give the secret a \`generate\` policy such as {"length": 32, "field": "password"}`,
+    );
+  }
+  const problems = generatePolicyProblems(policy);
+  if (problems.length > 0) {
+    throw new UpstreamRejected(`generate policy of secret ${secretName} is invalid: ${problems.map((problem) => `${problem.name} ${problem.reason}`).join("; ")}`);
+  }
+  return { [policy.field]: generateValue(policy) };
+}

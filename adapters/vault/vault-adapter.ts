@@ -1,0 +1,195 @@
+import type { Logger } from "pino";
+import type {
+  AdapterCall,
+  CreatePendingRequest,
+  IssuedCredential,
+  IssueRequest,
+  PendingVersion,
+  RenewedCredential,
+  SecretAdapter,
+  SecretKind,
+  UpstreamLease,
+  VersionRef,
+} from "../contract.js";
+import { UpstreamRejected } from "../errors.js";
+import type { ValueSealer } from "../local/value-sealer.js";
+import { createDynamicCredential, readStaticRoleCredential } from "./database-credentials.js";
+import { readKvVersion } from "./kv-store.js";
+import { KvRotation } from "./kv-rotation.js";
+import { StaticRoleRotation } from "./static-role-rotation.js";
+import { renewVaultLease, requireOwnLease, revokeVaultLease, revokeVaultLeasePrefix, rolePrefix } from "./vault-leases.js";
+import type { VaultTokenEvent } from "./vault-session.js";
+import { type PreparedVaultCall, VaultSessions } from "./vault-sessions.js";
+import { parseVaultSettings, type VaultDynamicSettings, type VaultStaticSettings } from "./vault-settings.js";
+
+const ROTATION_UNSUPPORTED = "dynamic Vault secrets do not rotate; each lease gets its own database credential, so revoke leases to end credentials";
+
+export interface VaultAdapterOptions {
+  /** Seals the copies of written values that the test step compares with; the broker's data keys. */
+  sealer: ValueSealer;
+  /** The broker's clock, which Vault's relative TTLs count from; the system clock by default. */
+  now?: () => Date;
+  logger?: Pick<Logger, "info" | "warn">;
+  /** Counts the broker token's lifecycle events, for the metric. */
+  onTokenEvent?: (event: VaultTokenEvent) => void;
+}
+
+/**
+ * HashiCorp Vault (or OpenBao) through node-vault. Static secrets are KV version 2
+ * secrets, whose Vault version number is the broker's version, or database static roles.
+ * Dynamic secrets are database credentials from `<mount>/creds/<role>`, each with a Vault
+ * lease that the broker's lease wraps: its id is the upstream lease id, and the broker's
+ * lease ends no later than Vault's.
+ */
+export class VaultAdapter implements SecretAdapter {
+  readonly name = "vault";
+  readonly kinds: readonly SecretKind[] = ["static", "dynamic"];
+
+  readonly #sessions: VaultSessions;
+  readonly #now: () => Date;
+  readonly #logger: Pick<Logger, "info" | "warn"> | undefined;
+  readonly #kv: KvRotation;
+  readonly #staticRoles: StaticRoleRotation;
+
+  constructor(options: VaultAdapterOptions) {
+    this.#now = options.now ?? (() => new Date());
+    this.#logger = options.logger;
+    this.#sessions = new VaultSessions({ now: this.#now, logger: options.logger, onTokenEvent: options.onTokenEvent ?? (() => undefined) });
+    this.#kv = new KvRotation(options.sealer, options.logger);
+    this.#staticRoles = new StaticRoleRotation(options.sealer, options.logger);
+  }
+
+  parseSettings(kind: SecretKind, settings: unknown): Record<string, unknown> {
+    return parseVaultSettings(kind, settings);
+  }
+
+  /**
+   * Static: reads the KV version that is current in the broker (Vault's latest when the
+   * broker has none yet), or the static role's current password. Dynamic: creates a
+   * credential with a Vault lease, shortened to the broker's expiry when Vault granted more.
+   */
+  async issue(call: AdapterCall, request: IssueRequest): Promise<IssuedCredential> {
+    if (call.secret.kind === "dynamic") {
+      return this.#issueDynamic(call, request);
+    }
+    const prepared = await this.#sessions.prepare(call, "static");
+    if (prepared.settings.static_role) {
+      const credential = await readStaticRoleCredential(prepared, call.secret.name);
+      return { data: credential.data, version: credential.lastRotation, upstreamLeaseId: null };
+    }
+    const read = await readKvVersion(prepared, call.secret.name, request.current?.version);
+    return { data: read.data, version: read.version, upstreamLeaseId: null };
+  }
+
+  /** Renews the Vault lease to `expiresAt`; returns the expiry Vault granted, which may be earlier. */
+  async renew(call: AdapterCall, lease: UpstreamLease, expiresAt: Date): Promise<RenewedCredential | void> {
+    if (call.secret.kind === "static") {
+      return;
+    }
+    const prepared = await this.#sessions.prepare(call, "dynamic");
+    requireOwnLease(prepared, call.secret.name, lease.upstreamLeaseId);
+
+    const now = this.#now();
+    const increment = Math.max(1, Math.ceil((expiresAt.getTime() - now.getTime()) / 1000));
+    const renewed = await renewVaultLease(prepared, call.secret.name, lease.upstreamLeaseId, increment);
+    return { expiresAt: new Date(now.getTime() + renewed.leaseDuration * 1000) };
+  }
+
+  /** Revokes the Vault lease; a lease Vault no longer has counts as revoked. Static values have no lease. */
+  async revoke(call: AdapterCall, lease: UpstreamLease): Promise<void> {
+    if (call.secret.kind === "static") {
+      return;
+    }
+    const prepared = await this.#sessions.prepare(call, "dynamic");
+    requireOwnLease(prepared, call.secret.name, lease.upstreamLeaseId);
+    await revokeVaultLease(prepared, lease.upstreamLeaseId);
+  }
+
+  /**
+   * Revokes every Vault lease of the secret's role at once, with sys/leases/revoke-prefix
+   * on `<mount>/creds/<role>/`. That includes leases that other Vault clients obtained from
+   * the same role. The broker's bulk revocations therefore do not call it: it is meant for
+   * an operator who ends a compromised role.
+   */
+  async revokeRole(call: AdapterCall): Promise<void> {
+    const prepared = await this.#sessions.prepare(call, "dynamic");
+    await revokeVaultLeasePrefix(prepared, rolePrefix(prepared.settings));
+  }
+
+  async createPending(call: AdapterCall, request: CreatePendingRequest): Promise<PendingVersion> {
+    const prepared = await this.#prepareStatic(call);
+    return prepared.settings.static_role
+      ? this.#staticRoles.createPending(call, prepared, request)
+      : this.#kv.createPending(call, prepared, request);
+  }
+
+  /** Nothing to do: createPending already wrote the new version (KV) or had Vault rotate the password (static role). */
+  async setPending(call: AdapterCall, _pending: VersionRef): Promise<void> {
+    requireStatic(call);
+  }
+
+  async testPending(call: AdapterCall, pending: VersionRef): Promise<void> {
+    const prepared = await this.#prepareStatic(call);
+    return prepared.settings.static_role
+      ? this.#staticRoles.testPending(call, prepared, pending)
+      : this.#kv.testPending(call, prepared, pending);
+  }
+
+  /** Nothing to promote in Vault: the new version is already its latest; the broker moves its stages. */
+  async finishPending(call: AdapterCall, _pending: VersionRef, _previous: VersionRef | null): Promise<void> {
+    requireStatic(call);
+  }
+
+  async discardPending(call: AdapterCall, pending: VersionRef, current: VersionRef | null): Promise<void> {
+    const prepared = await this.#prepareStatic(call);
+    if (prepared.settings.static_role) {
+      this.#staticRoles.discardPending(call, pending);
+      return;
+    }
+    await this.#kv.discardPending(call, prepared, pending, current);
+  }
+
+  async close(): Promise<void> {
+    this.#sessions.closeAll();
+  }
+
+  async #issueDynamic(call: AdapterCall, request: IssueRequest): Promise<IssuedCredential> {
+    const prepared = await this.#sessions.prepare(call, "dynamic");
+    const now = this.#now();
+    const credential = await createDynamicCredential(prepared, call.secret.name);
+    const vaultExpiresAt = new Date(now.getTime() + credential.leaseDuration * 1000);
+    const expiresAt = await this.#shortenLease(prepared, call, credential.leaseId, vaultExpiresAt, request.expiresAt, now);
+    return { data: credential.data, version: null, upstreamLeaseId: credential.leaseId, expiresAt };
+  }
+
+  /**
+   * Renews a new lease down to the broker's expiry when Vault granted more (a renewal
+   * counts from now, so a smaller increment shortens it), so that the credential does not
+   * outlive the broker's lease. Returns the lease's expiry.
+   */
+  async #shortenLease(prepared: PreparedVaultCall<VaultDynamicSettings>, call: AdapterCall, leaseId: string, vaultExpiresAt: Date, brokerExpiresAt: Date, now: Date): Promise<Date> {
+    if (vaultExpiresAt <= brokerExpiresAt) {
+      return vaultExpiresAt;
+    }
+    const increment = Math.max(1, Math.ceil((brokerExpiresAt.getTime() - now.getTime()) / 1000));
+    try {
+      const renewed = await renewVaultLease(prepared, call.secret.name, leaseId, increment);
+      return new Date(now.getTime() + Math.min(renewed.leaseDuration, increment) * 1000);
+    } catch (error) {
+      // The credential is usable either way; the broker revokes it when its own lease ends.
+      this.#logger?.warn({ secretId: call.secret.id, upstreamLeaseId: leaseId, err: { message: (error as Error).message } }, "could not shorten the Vault lease to the broker's lease");
+      return brokerExpiresAt;
+    }
+  }
+
+  async #prepareStatic(call: AdapterCall): Promise<PreparedVaultCall<VaultStaticSettings>> {
+    requireStatic(call);
+    return this.#sessions.prepare(call, "static");
+  }
+}
+
+function requireStatic(call: AdapterCall): void {
+  if (call.secret.kind !== "static") {
+    throw new UpstreamRejected(ROTATION_UNSUPPORTED);
+  }
+}

@@ -1,0 +1,189 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { runRotationTick } from "../../broker/rotation/rotation-scheduler.js";
+import { createGrant, createSecret, obtainCredential, workloadWithToken } from "../credentials/credential-fixtures.js";
+import { uniqueName } from "../support/register-fixtures.js";
+import { startTestBroker, type TestBroker } from "../support/test-broker.js";
+import { SECRET_ID_SECRET, startVaultFixture, type VaultFixture } from "../support/vault-standin/vault-fixture.js";
+
+/**
+ * Rotation of Vault static secrets by the broker's engine, through the rotation routes,
+ * against the stand-in: KV v2 with check-and-set and rollback, and database static roles.
+ */
+describe("rotation of Vault secrets", () => {
+  let broker: TestBroker;
+  let vault: VaultFixture;
+
+  beforeAll(async () => {
+    broker = await startTestBroker();
+    vault = await startVaultFixture({ clock: broker.clock });
+    await createSecret(broker, { name: SECRET_ID_SECRET, value: { secret_id: vault.appRole.secretId }, generate: undefined });
+  });
+
+  afterAll(async () => {
+    await broker?.close();
+    await vault?.stop();
+  });
+
+  beforeEach(() => {
+    vault.standin.afterCall = undefined;
+    vault.standin.sealed = false;
+  });
+
+  /** A KV path with version 1 {username, password}, and a broker secret whose first version is that version. */
+  async function kvSecret(): Promise<{ secret: any; path: string }> {
+    const path = `prod/${uniqueName("orders")}`;
+    vault.standin.kv.put(path, { username: "orders_app", password: "first-password" });
+    const secret = await createSecret(broker, {
+      name: `vault/${uniqueName("orders")}`,
+      adapter: "vault",
+      kind: "static",
+      generate: { length: 32, field: "password" },
+      settings: vault.settings({ kv: { mount: "secret", path } }),
+    });
+    return { secret, path };
+  }
+
+  async function rotate(secretId: string): Promise<string[]> {
+    const started = await broker.request("POST", `/v1/secrets/${secretId}/rotate`, { token: broker.tokens.operator, body: { reason: "scheduled test" } });
+    expect(started.status, started.text).toBe(202);
+    return (await runRotationTick(broker.deps, "test")).outcomes;
+  }
+
+  async function latestRotation(secretId: string): Promise<any> {
+    return (await broker.request("GET", `/v1/secrets/${secretId}/rotations`, { token: broker.tokens.auditor })).json.items[0];
+  }
+
+  async function currentVersion(secretId: string): Promise<string> {
+    return (await broker.request("GET", `/v1/secrets/${secretId}`, { token: broker.tokens.auditor })).json.current_version;
+  }
+
+  it("creation records Vault's version", async () => {
+    const { secret, path } = await kvSecret();
+
+    expect(secret.current_version).toBe("1");
+    expect(vault.standin.kv.currentVersion(path)).toBe(1);
+    expect(vault.standin.callsTo(`secret/data/${path}`).filter((call) => call.method === "POST")).toHaveLength(0);
+  });
+
+  it("creation with a value writes it with cas", async () => {
+    const path = `prod/${uniqueName("new")}`;
+    const secret = await createSecret(broker, {
+      name: `vault/${uniqueName("new")}`,
+      adapter: "vault",
+      kind: "static",
+      generate: undefined,
+      value: { api_key: "given-by-operator" },
+      settings: vault.settings({ kv: { mount: "secret", path } }),
+    });
+
+    expect(secret.current_version).toBe("1");
+    expect(vault.standin.kv.readData(path, 1)).toEqual({ api_key: "given-by-operator" });
+    expect(vault.standin.callsTo(`secret/data/${path}`).find((call) => call.method === "POST")!.body).toEqual({ options: { cas: 0 } });
+  });
+
+  it("creation of a missing key fails without a row", async () => {
+    const response = await broker.request("POST", "/v1/secrets", {
+      token: broker.tokens.operator,
+      body: { name: `vault/${uniqueName("missing")}`, adapter: "vault", kind: "static", owner: "team", settings: vault.settings({ kv: { mount: "secret", path: "prod/absent" } }) },
+    });
+
+    expect(response.status, response.text).toBe(502);
+    expect(response.json.code).toBe("upstream_not_found");
+    expect(response.json.detail).toMatch(/Vault has no secret at .*secret\/data\/prod\/absent/);
+  });
+
+  it("rotation writes a new version with cas", async () => {
+    const { secret, path } = await kvSecret();
+    const { workload, accessToken } = await workloadWithToken(broker);
+    await createGrant(broker, { service_account_id: workload.accountId, secret: secret.name });
+
+    expect(await rotate(secret.id)).toEqual(["completed"]);
+
+    expect(await currentVersion(secret.id)).toBe("2");
+    const issued = await obtainCredential(broker, accessToken, { secret: secret.name });
+    expect(issued.version).toBe("2");
+    expect(issued.data).toEqual(vault.standin.kv.readData(path, 2));
+    expect(issued.data.username).toBe("orders_app");
+    expect(issued.data.password).toMatch(/^[A-Za-z0-9]{32}$/);
+    const writes = vault.standin.callsTo(`secret/data/${path}`).filter((call) => call.method === "POST");
+    expect(writes.at(-1)!.body).toEqual({ options: { cas: 1 } });
+  });
+
+  it("cas mismatch stops without overwriting", async () => {
+    const { secret, path } = await kvSecret();
+    vault.standin.kv.put(path, { username: "orders_app", password: "written-by-someone-else" });
+
+    expect(await rotate(secret.id)).toEqual(["rolled_back"]);
+
+    expect(await latestRotation(secret.id)).toMatchObject({ status: "rolled_back", failed_step: "create" });
+    expect((await latestRotation(secret.id)).error).toMatch(/someone else wrote .* after version 1 .*; nothing was overwritten/);
+    expect(vault.standin.kv.currentVersion(path)).toBe(2);
+    expect(vault.standin.kv.readData(path)!["password"]).toBe("written-by-someone-else");
+    expect(await currentVersion(secret.id)).toBe("1");
+  });
+
+  it("failed test step restores the previous value", async () => {
+    const { secret, path } = await kvSecret();
+    const previous = vault.standin.kv.readData(path, 1);
+    // Someone deletes the new version between the write and the read-back.
+    vault.standin.afterCall = (call) => {
+      if (call.method === "POST" && call.path === `secret/data/${path}`) {
+        vault.standin.afterCall = undefined;
+        vault.standin.kv.softDelete(path, [2]);
+      }
+    };
+
+    expect(await rotate(secret.id)).toEqual(["rolled_back"]);
+
+    expect(await latestRotation(secret.id)).toMatchObject({ status: "rolled_back", failed_step: "test" });
+    expect((await latestRotation(secret.id)).error).toMatch(/version 2 was deleted/);
+    expect(vault.standin.kv.currentVersion(path)).toBe(3);
+    expect(vault.standin.kv.readData(path, 3)).toEqual(previous);
+    expect(await currentVersion(secret.id)).toBe("1");
+  });
+
+  it("sealed Vault retries the create step later", async () => {
+    const { secret, path } = await kvSecret();
+    vault.standin.sealed = true;
+
+    expect(await rotate(secret.id)).toEqual(["retry_later"]);
+
+    vault.standin.sealed = false;
+    broker.clock.advance(60_000);
+    expect((await runRotationTick(broker.deps, "test")).outcomes).toEqual(["completed"]);
+    expect(vault.standin.kv.currentVersion(path)).toBe(2);
+  });
+
+  it("static role rotates through rotate-role", async () => {
+    const secret = await createSecret(broker, {
+      name: `vault/${uniqueName("orders-static")}`,
+      adapter: "vault",
+      kind: "static",
+      generate: undefined,
+      settings: vault.settings({ static_role: { name: "orders-app" } }),
+    });
+    const { workload, accessToken } = await workloadWithToken(broker);
+    await createGrant(broker, { service_account_id: workload.accountId, secret: secret.name });
+    const before = await obtainCredential(broker, accessToken, { secret: secret.name });
+    expect(before.data).toEqual({ username: "orders_app", password: vault.standin.database.staticPassword("orders-app") });
+    broker.clock.advance(1000);
+
+    expect(await rotate(secret.id)).toEqual(["completed"]);
+
+    const after = await obtainCredential(broker, accessToken, { secret: secret.name });
+    expect(after.data.password).toBe(vault.standin.database.staticPassword("orders-app"));
+    expect(after.data.password).not.toBe(before.data.password);
+    expect(after.version).toBe(await currentVersion(secret.id));
+    expect(after.version).not.toBe(before.version);
+    expect(vault.standin.callsTo("database/rotate-role/orders-app")).toHaveLength(1);
+  });
+
+  it("rotation logs and audit carry no values", async () => {
+    const text = broker.logs.join("\n") + (await broker.request("GET", "/v1/audit/events")).text;
+
+    expect(text).not.toContain("first-password");
+    expect(text).not.toContain("written-by-someone-else");
+    expect(text).not.toContain(vault.appRole.secretId);
+    expect(text).not.toContain(String(vault.standin.database.staticPassword("orders-app")));
+  });
+});
