@@ -41,7 +41,8 @@ export class BrokerClient {
     return items;
   }
 
-  async send(method: string, path: string, body?: unknown): Promise<Response> {
+  /** Sends a request; `timeoutMs` bounds the whole exchange, body included (30 s by default). */
+  async send(method: string, path: string, body?: unknown, timeoutMs: number = REQUEST_TIMEOUT_MS): Promise<Response> {
     if (!this.token) {
       throw new CliError("BROKER_TOKEN is not set: export BROKER_TOKEN=<operator token> (the first one is in <data dir>/admin-token)");
     }
@@ -56,7 +57,7 @@ export class BrokerClient {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+        signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (error) {
       const reason = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).name;

@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import { addDiscoverCommand } from "./commands/discover-command.js";
 import { addImportCommand } from "./commands/import-command.js";
+import { addEvidenceCommands } from "./commands/evidence-commands.js";
 import { addIncidentCommands } from "./commands/incident-commands.js";
 import { addLeaseCommands } from "./commands/lease-commands.js";
 import { addLocalCommands } from "./commands/local-commands.js";
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   addSecretCommands(program);
   addRotationCommands(program);
   addIncidentCommands(program);
+  addEvidenceCommands(program);
   addDiscoverCommand(program);
   return program;
 }

@@ -29,6 +29,7 @@ import { registerRotationRoutes } from "../rotation/rotation-routes.js";
 import { registerSecretRoutes } from "../secrets/secret-routes.js";
 import { registerLineageRoutes } from "../lineage/lineage-routes.js";
 import { registerIncidentRoutes } from "../incident/incident-routes.js";
+import { registerEvidenceRoutes } from "../evidence/evidence-routes.js";
 import { registerIntrospectionRoutes } from "../tokens/introspection-routes.js";
 import { registerMetadataRoutes } from "../tokens/metadata-routes.js";
 import { registerSigningKeyRoutes } from "../tokens/signing-key-routes.js";
@@ -126,6 +127,7 @@ export function createApp(deps: BrokerDeps): BrokerApp {
   registerMasterKeyRoutes(app, deps);
   registerLineageRoutes(app, deps);
   registerIncidentRoutes(app, deps);
+  registerEvidenceRoutes(app, deps);
   registerSecretRoutes(app, deps);
   registerGrantRoutes(app, deps);
   registerCredentialRoutes(app, deps);

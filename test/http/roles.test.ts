@@ -242,6 +242,7 @@ const ROUTES: RouteCase[] = [
     prepare: async (broker) => ({ path: `/v1/secrets/${(await createSecret(broker)).id}` }),
   },
   { route: "POST /v1/fingerprints", role: "operator", success: 200, prepare: async () => ({ body: { value: "a-leaked-value" } }) },
+  { route: "GET /v1/evidence", role: "auditor", success: 200 },
   {
     route: "GET /v1/incident-report",
     role: "auditor",

@@ -24,7 +24,7 @@ export const REGISTER_TABLES = [
  * OpenAPI tags of the register, trust, operator-token, audit, secrets, grants and rotations routes. Routes under other
  * tags, such as leases, also accept workload access tokens and are not in the foundation tables.
  */
-export const FOUNDATION_TAGS = ["register", "trust", "operators", "audit", "secrets", "grants", "rotations", "incidents"];
+export const FOUNDATION_TAGS = ["register", "trust", "operators", "audit", "secrets", "grants", "rotations", "incidents", "evidence"];
 
 /** `METHOD /path` of every foundation operation in the broker's OpenAPI document. */
 export async function documentedFoundationRoutes(broker: TestBroker): Promise<string[]> {

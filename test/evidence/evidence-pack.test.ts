@@ -1,0 +1,155 @@
+import { mkdtemp, readFile, rm, unlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { CompactSign, generateKeyPair } from "jose";
+import { writeEvidencePack } from "../../broker/evidence/evidence-export.js";
+import { verifyEvidencePack } from "../../broker/evidence/evidence-verify.js";
+import { createGrant, createSecret, obtainCredential, workloadWithToken } from "../credentials/credential-fixtures.js";
+import { startTestBroker, type TestBroker } from "../support/test-broker.js";
+
+const DAY_MS = 86_400_000;
+
+describe("evidence pack", () => {
+  let broker: TestBroker;
+  let jwks: { keys: any[] };
+  const dirs: string[] = [];
+
+  async function exportPack(window: { from?: Date; to?: Date } = {}): Promise<string> {
+    const dir = await mkdtemp(path.join(tmpdir(), "sb-evidence-"));
+    dirs.push(dir);
+    const now = broker.clock.now();
+    await writeEvidencePack({ db: broker.deps.db, keyRing: broker.deps.keyRing, issuer: broker.deps.config.issuer }, dir, { from: window.from, to: window.to ?? now }, now);
+    return dir;
+  }
+
+  beforeAll(async () => {
+    broker = await startTestBroker();
+    const { workload, accessToken } = await workloadWithToken(broker);
+    const secret = await createSecret(broker);
+    await createGrant(broker, { service_account_id: workload.accountId, secret: secret.name, scopes: ["secrets:read"] });
+    await obtainCredential(broker, accessToken, { secret: secret.name, ttl: 600 });
+    await broker.request("GET", "/v1/leases", { token: "not-a-token" });
+    broker.clock.advance(1000);
+    jwks = (await broker.request("GET", "/.well-known/jwks.json")).json;
+  });
+
+  afterEach(async () => {
+    await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+  });
+
+  afterAll(async () => {
+    await broker?.close();
+  });
+
+  it("verifies as exported, with every file listed", async () => {
+    const dir = await exportPack();
+
+    const result = await verifyEvidencePack(dir, jwks);
+
+    expect(result.problems).toEqual([]);
+    expect(result.valid).toBe(true);
+    expect(result.audit_events).toBeGreaterThan(5);
+    const manifest = JSON.parse(await readFile(path.join(dir, "manifest.json"), "utf8"));
+    expect(manifest.files.map((file: any) => file.path)).toEqual(
+      expect.arrayContaining(["service-accounts.csv", "privileged-accounts.ndjson", "supplier-access.csv", "grants.csv", "rotations.ndjson", "lineage.csv", "auth-events.csv", "audit-chain.ndjson", "controls.json", "controls.md", "oscal-assessment-results.json"]),
+    );
+  });
+
+  it("holds the lineage and the authentication events of the window", async () => {
+    const dir = await exportPack();
+
+    const lineage = (await readFile(path.join(dir, "lineage.ndjson"), "utf8")).trim().split("\n").map((line) => JSON.parse(line));
+    const auth = (await readFile(path.join(dir, "auth-events.ndjson"), "utf8")).trim().split("\n").map((line) => JSON.parse(line));
+    expect(lineage.map((row) => row.kind).sort()).toEqual(["access_token", "credential"]);
+    expect(auth.map((event) => event.action)).toEqual(expect.arrayContaining(["token.issue", "credential.issue", "auth.authenticate"]));
+    expect(auth.find((event) => event.action === "auth.authenticate").outcome).toBe("denied");
+  });
+
+  it("reports each control with a status and its counts", async () => {
+    const dir = await exportPack();
+
+    const controls = JSON.parse(await readFile(path.join(dir, "controls.json"), "utf8")).controls;
+    const ids = controls.map((control: any) => `${control.framework} ${control.id}`);
+    expect(ids).toEqual(expect.arrayContaining(["NIS2 Art. 21(2)(d)", "NIS2 Art. 21(2)(i)", "NIS2 Art. 21(2)(j)", "CIR 2024/2690 11.2", "CIR 2024/2690 3.2", "NIST CSF 2.0 PR.AA-05", "OWASP NHI Top 10 2025 NHI9"]));
+    const mfa = controls.find((control: any) => control.id === "Art. 21(2)(j)");
+    expect(mfa.status).toBe("not_satisfied");
+    const logging = controls.find((control: any) => control.id === "3.2");
+    expect(logging.status).toBe("satisfied");
+    expect(logging.product_controls[0].counts.audit_events_in_window).toBeGreaterThan(5);
+    const oscal = JSON.parse(await readFile(path.join(dir, "oscal-assessment-results.json"), "utf8"));
+    expect(oscal["assessment-results"].results[0].findings).toHaveLength(controls.length);
+    expect(await readFile(path.join(dir, "controls.md"), "utf8")).toContain("| NIS2 | Art. 21(2)(d) Supply chain security |");
+  });
+
+  it("names a file whose content changed", async () => {
+    const dir = await exportPack();
+    const file = path.join(dir, "grants.csv");
+    await writeFile(file, `${await readFile(file, "utf8")}x`);
+
+    const result = await verifyEvidencePack(dir, jwks);
+
+    expect(result.valid).toBe(false);
+    expect(result.problems).toEqual(["grants.csv: SHA-256 does not match the manifest: the file was changed"]);
+  });
+
+  it("names a removed file and an added one", async () => {
+    const dir = await exportPack();
+    await unlink(path.join(dir, "rotations.csv"));
+    await writeFile(path.join(dir, "extra.csv"), "a,b\r\n");
+
+    const result = await verifyEvidencePack(dir, jwks);
+
+    expect(result.problems).toEqual(["rotations.csv: missing", "extra.csv: not listed in the manifest"]);
+  });
+
+  it("rejects a manifest edited to match a changed file", async () => {
+    const dir = await exportPack();
+    const manifestPath = path.join(dir, "manifest.json");
+    const manifest = JSON.parse(await readFile(manifestPath, "utf8"));
+    manifest.files[0].sha256 = "0".repeat(64);
+    await writeFile(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
+
+    const result = await verifyEvidencePack(dir, jwks);
+
+    expect(result.problems).toEqual(["manifest.json: differs from the manifest that manifest.jws signs"]);
+  });
+
+  it("rejects a manifest signed by another key", async () => {
+    const dir = await exportPack();
+    const forger = await generateKeyPair("ES256");
+    const bytes = await readFile(path.join(dir, "manifest.json"));
+    const kid = JSON.parse(Buffer.from((await readFile(path.join(dir, "manifest.jws"), "utf8")).split(".")[0]!, "base64url").toString()).kid;
+    await writeFile(path.join(dir, "manifest.jws"), await new CompactSign(bytes).setProtectedHeader({ alg: "ES256", kid, typ: "secrets-broker-evidence+jws" }).sign(forger.privateKey));
+
+    const result = await verifyEvidencePack(dir, jwks);
+
+    expect(result.valid).toBe(false);
+    expect(result.problems[0]).toMatch(/^manifest.jws: the signature does not verify with the given keys/);
+  });
+
+  it("names an altered audit event", async () => {
+    const dir = await exportPack();
+    const chainPath = path.join(dir, "audit-chain.ndjson");
+    const events = (await readFile(chainPath, "utf8")).trim().split("\n").map((line) => JSON.parse(line));
+    events[1].actor = "someone-else";
+    await writeFile(chainPath, `${events.map((event) => JSON.stringify(event)).join("\n")}\n`);
+
+    const result = await verifyEvidencePack(dir, jwks);
+
+    expect(result.problems).toContain("audit-chain.ndjson: SHA-256 does not match the manifest: the file was changed");
+    expect(result.problems).toContain(`audit-chain.ndjson: event ${events[1].seq} was altered: its hash does not match its content`);
+  });
+
+  it("keeps activity outside the window out, and the register in", async () => {
+    const later = new Date(broker.clock.now().getTime() + DAY_MS);
+    broker.clock.set(later);
+    const dir = await exportPack({ from: new Date(later.getTime() - 1000) });
+
+    const lineage = (await readFile(path.join(dir, "lineage.ndjson"), "utf8")).trim();
+    const accounts = (await readFile(path.join(dir, "service-accounts.ndjson"), "utf8")).trim().split("\n");
+    expect(lineage).toBe("");
+    expect(accounts.length).toBeGreaterThan(0);
+    expect((await verifyEvidencePack(dir, jwks)).valid).toBe(true);
+  });
+});
