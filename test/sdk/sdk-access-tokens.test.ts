@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BrokerUnavailableError, createClient, federatedToken, InvalidConfiguration, OAuthError, privateKeyJwt, type SecretsBrokerClient } from "../../sdk/index.js";
-import { connectionRefused, expectAdmin, ManualClock, READ_SCOPE, recordingFetch, registerWorkload, type SdkBroker, type SdkWorkload, startSdkBroker, unavailable } from "./sdk-fixtures.js";
+import { BrokerUnavailableError, createClient, federatedToken, InvalidConfiguration, OAuthError, privateKeyJwt, type ClientOptions } from "../../sdk/index.js";
+import { connectionRefused, expectAdmin, ManualClock, READ_SCOPE, recordingFetch, registerWorkload, type SdkBroker, type SdkWorkload, SdkClients, startSdkBroker, unavailable } from "./sdk-fixtures.js";
 
 const TOKEN_PATH = /^\/v1\/token$/;
 
@@ -21,13 +21,9 @@ function assertionsIn(bodies: string[]): Record<string, unknown>[] {
 describe("SDK access tokens against a broker process", () => {
   let broker: SdkBroker;
   let workload: SdkWorkload;
-  const clients: SecretsBrokerClient[] = [];
 
-  function client(options: Partial<Parameters<typeof createClient>[0]> = {}): SecretsBrokerClient {
-    const created = createClient({ broker: broker.address, identity: privateKeyJwt({ clientId: workload.accountId, key: workload.privateJwk as any }), ...options });
-    clients.push(created);
-    return created;
-  }
+  const clients = new SdkClients(() => ({ broker, workload }));
+  const client = (options: Partial<ClientOptions> = {}) => clients.create(options);
 
   beforeAll(async () => {
     broker = await startSdkBroker();
@@ -35,7 +31,7 @@ describe("SDK access tokens against a broker process", () => {
   });
 
   afterAll(async () => {
-    await Promise.all(clients.map((created) => created.close()));
+    await clients.closeAll();
     await broker?.process.cleanup();
   });
 
@@ -146,8 +142,7 @@ describe("SDK access tokens against a broker process", () => {
   it("does not retry invalid_client", async () => {
     const stranger = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey;
     const recorder = recordingFetch();
-    const sdk = createClient({ broker: broker.address, identity: privateKeyJwt({ clientId: workload.accountId, key: stranger, kid: workload.kid }), fetch: recorder.fetch });
-    clients.push(sdk);
+    const sdk = client({ identity: privateKeyJwt({ clientId: workload.accountId, key: stranger, kid: workload.kid }), fetch: recorder.fetch });
 
     const error = await sdk.getAccessToken().catch((caught: unknown) => caught);
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { BrokerProblemError, BrokerUnavailableError, type Credential, createClient, privateKeyJwt, type SecretsBrokerClient } from "../../sdk/index.js";
+import { BrokerProblemError, BrokerUnavailableError, type ClientOptions, type Credential, createClient, privateKeyJwt } from "../../sdk/index.js";
 import {
   activeLeases,
   expectAdmin,
@@ -11,6 +11,7 @@ import {
   registerWorkload,
   type SdkBroker,
   type SdkWorkload,
+  SdkClients,
   startSdkBroker,
 } from "./sdk-fixtures.js";
 
@@ -23,19 +24,10 @@ const PAST_REFRESH_MS = 45_000;
 describe("SDK credentials against a broker process", () => {
   let broker: SdkBroker;
   let workload: SdkWorkload;
-  const clients: SecretsBrokerClient[] = [];
   const debugEvents: string[] = [];
 
-  function client(options: Partial<Parameters<typeof createClient>[0]> = {}): SecretsBrokerClient {
-    const created = createClient({
-      broker: broker.address,
-      identity: privateKeyJwt({ clientId: workload.accountId, key: workload.privateJwk as any }),
-      debug: (event, fields) => debugEvents.push(JSON.stringify({ event, ...fields })),
-      ...options,
-    });
-    clients.push(created);
-    return created;
-  }
+  const clients = new SdkClients(() => ({ broker, workload }), { debug: (event, fields) => debugEvents.push(JSON.stringify({ event, ...fields })) });
+  const client = (options: Partial<ClientOptions> = {}) => clients.create(options);
 
   beforeAll(async () => {
     broker = await startSdkBroker();
@@ -43,7 +35,7 @@ describe("SDK credentials against a broker process", () => {
   });
 
   afterAll(async () => {
-    await Promise.all(clients.map((created) => created.close()));
+    await clients.closeAll();
     await broker?.process.cleanup();
   });
 

@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
+import { type ClientOptions, createClient, privateKeyJwt, type SecretsBrokerClient } from "../../sdk/index.js";
 import { type BrokerProcess, startBrokerProcess } from "../support/broker-process.js";
 import { type AdminCall, adminCaller, grantedSecret as grantWith, READ_SCOPE, registerWorkload as registerWith, type SdkWorkload } from "../support/sdk-setup.js";
 
@@ -32,6 +33,31 @@ export function registerWorkload(broker: SdkBroker, fields: Record<string, unkno
 
 export function grantedSecret(broker: SdkBroker, accountId: string, fields: Record<string, unknown> = {}): Promise<{ id: string; name: string }> {
   return grantWith(broker.admin, accountId, fields);
+}
+
+/**
+ * Creates SDK clients of one workload, signing with its key, and closes them all at the
+ * end of a test file. `target` is read at each call, because the broker and the workload
+ * are set up in beforeAll.
+ */
+export class SdkClients {
+  private readonly clients: SecretsBrokerClient[] = [];
+
+  constructor(
+    private readonly target: () => { broker: SdkBroker; workload: SdkWorkload },
+    private readonly defaults: Partial<ClientOptions> = {},
+  ) {}
+
+  create(options: Partial<ClientOptions> = {}): SecretsBrokerClient {
+    const { broker, workload } = this.target();
+    const client = createClient({ broker: broker.address, identity: privateKeyJwt({ clientId: workload.accountId, key: workload.privateJwk as never }), ...this.defaults, ...options });
+    this.clients.push(client);
+    return client;
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all(this.clients.splice(0).map((client) => client.close()));
+  }
 }
 
 /** Reads a lease as the admin. */
