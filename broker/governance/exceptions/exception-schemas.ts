@@ -3,7 +3,7 @@ import { idParams, idSchema, Rfc3339 } from "../../http/common-schemas.js";
 import { Owner } from "../../register/register-schemas.js";
 import { RULE_IDS } from "../findings/rule-ids.js";
 
-/** Longest an exception may run from its creation: one year, so that every accepted risk is looked at again. */
+/** Maximum time from now to an exception's expiry, in days: one year, so that every accepted risk is reviewed again. */
 export const MAX_EXCEPTION_DAYS = 365;
 
 export const EXCEPTION_STATUSES = ["live", "expired", "revoked"] as const;
@@ -14,12 +14,12 @@ const Text = z.string().trim().min(1, "must not be empty").max(2000);
 export const ExceptionCreate = z
   .strictObject({
     control: z.enum(RULE_IDS).openapi({ description: "Id of the finding rule whose requirement is not met." }),
-    service_account_id: idSchema("sa", "service account").optional().openapi({ description: "The account covered; or give secret_id." }),
-    secret_id: idSchema("sec", "secret").optional().openapi({ description: "The secret covered; or give service_account_id." }),
+    service_account_id: idSchema("sa", "service account").optional().openapi({ description: "The account covered. Give this or secret_id." }),
+    secret_id: idSchema("sec", "secret").optional().openapi({ description: "The secret covered. Give this or service_account_id." }),
     reason: Text.openapi({ description: "Why the control is not met." }),
     compensating_controls: Text.openapi({ description: "What reduces the risk meanwhile." }),
     accepted_by: Owner.openapi({ description: "Who accepted the residual risk." }),
-    accepted_at: Rfc3339.optional().openapi({ description: "When the risk was accepted; now by default, never in the future." }),
+    accepted_at: Rfc3339.optional().openapi({ description: "When the risk was accepted. Defaults to now and must not be in the future." }),
     expires_at: Rfc3339.openapi({ description: `End of the exception: in the future, at most ${MAX_EXCEPTION_DAYS} days ahead.` }),
   })
   .refine((value) => (value.service_account_id === undefined) !== (value.secret_id === undefined), {

@@ -139,7 +139,7 @@ function statusCondition(status: ExceptionStatus, now: Date): SQL | undefined {
   return and(isNull(policyExceptions.revokedAt), gt(policyExceptions.expiresAt, at));
 }
 
-/** Live exceptions at `now` for one control and record; at most one unless created concurrently. */
+/** Reads the live exceptions at `now` for one control and record. There is at most one unless two were created concurrently. */
 async function liveExceptionsFor(db: Executor, now: Date, control: string, subject: ExceptionSubject): Promise<PolicyExceptionRow[]> {
   const subjectCondition =
     "serviceAccountId" in subject ? eq(policyExceptions.serviceAccountId, subject.serviceAccountId) : eq(policyExceptions.secretId, subject.secretId);
@@ -149,12 +149,12 @@ async function liveExceptionsFor(db: Executor, now: Date, control: string, subje
     .where(and(eq(policyExceptions.control, control), subjectCondition, statusCondition("live", now)));
 }
 
-/** Whether a live exception at `now` covers `control` for the record. */
+/** Returns whether a live exception at `now` covers `control` for the record. */
 export async function hasLiveException(db: Executor, now: Date, control: string, subject: ExceptionSubject): Promise<boolean> {
   return (await liveExceptionsFor(db, now, control, subject)).length > 0;
 }
 
-/** Ends an exception before its expiry; the finding it suppressed is reported again. */
+/** Ends an exception before its expiry, so that the finding it suppressed is reported again. */
 export async function revokeException(
   tx: Executor,
   now: Date,
