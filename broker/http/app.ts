@@ -23,6 +23,7 @@ import { isWorkloadPath } from "./workload-auth.js";
 import { registerCredentialRoutes } from "../credentials/credential-routes.js";
 import { registerGrantRoutes } from "../grants/grant-routes.js";
 import { registerExceptionRoutes } from "../governance/exceptions/exception-routes.js";
+import { registerFindingRoutes } from "../governance/findings/finding-routes.js";
 import { registerReviewRoutes } from "../governance/reviews/review-routes.js";
 import { registerMasterKeyRoutes } from "../crypto/master-key-routes.js";
 import { registerLeaseRoutes } from "../leases/lease-routes.js";
@@ -132,6 +133,7 @@ export function createApp(deps: BrokerDeps): BrokerApp {
   registerRotationRoutes(app, deps);
   registerReviewRoutes(app, deps);
   registerExceptionRoutes(app, deps);
+  registerFindingRoutes(app, deps);
   registerRotationGauges(deps);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "operatorToken", {
