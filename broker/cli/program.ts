@@ -1,4 +1,5 @@
 import { Command } from "commander";
+import { addGovernanceCommands } from "./commands/governance-commands.js";
 import { addImportCommand } from "./commands/import-command.js";
 import { addLeaseCommands } from "./commands/lease-commands.js";
 import { addLocalCommands } from "./commands/local-commands.js";
@@ -29,5 +30,6 @@ export function buildProgram(): Command {
   addLeaseCommands(program);
   addSecretCommands(program);
   addRotationCommands(program);
+  addGovernanceCommands(program);
   return program;
 }
