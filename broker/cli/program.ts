@@ -1,5 +1,6 @@
 import { Command } from "commander";
 import { addDiscoverCommand } from "./commands/discover-command.js";
+import { addGovernanceCommands } from "./commands/governance-commands.js";
 import { addImportCommand } from "./commands/import-command.js";
 import { addEvidenceCommands } from "./commands/evidence-commands.js";
 import { addIncidentCommands } from "./commands/incident-commands.js";
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   addLeaseCommands(program);
   addSecretCommands(program);
   addRotationCommands(program);
+  addGovernanceCommands(program);
   addIncidentCommands(program);
   addEvidenceCommands(program);
   addDiscoverCommand(program);

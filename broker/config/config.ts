@@ -36,7 +36,20 @@ export interface BrokerConfig {
   rotationSchedule: string;
   /** How long a process's claim on a rotation lasts without a heartbeat, in milliseconds. */
   rotationClaimTtlMs: number;
+  /** What the review check does to an active account whose access review is overdue beyond the grace period. */
+  reviewOverdueAction: ReviewOverdueAction;
+  /** Days after the review due date before `reviewOverdueAction` applies. */
+  reviewGraceDays: number;
+  /** Cron expression of the overdue-review check (croner syntax, seconds field allowed). */
+  reviewCheckSchedule: string;
+  /** Longest `max_token_ttl` a privileged account may have before a finding is raised, in seconds. */
+  privilegedTokenTtlCap: number;
+  /** Days without any issuance after which an active account is reported as a candidate for offboarding. */
+  unusedAccountDays: number;
 }
+
+export const REVIEW_OVERDUE_ACTIONS = ["warn", "suspend"] as const;
+export type ReviewOverdueAction = (typeof REVIEW_OVERDUE_ACTIONS)[number];
 
 /** Access-token TTL cap: 15 minutes by default, 12 hours at most. */
 export const DEFAULT_TOKEN_TTL_CAP_SECONDS = 15 * 60;
@@ -77,6 +90,15 @@ const environmentSchema = z.object({
     .default("*/10 * * * * *")
     .refine(isCronExpression, "must be a cron expression of five, six or seven fields, such as '*/10 * * * * *'"),
   BROKER_ROTATION_CLAIM_TTL: z.coerce.number().int().min(15).max(3600).default(60),
+  BROKER_REVIEW_OVERDUE_ACTION: z.enum(REVIEW_OVERDUE_ACTIONS).default("warn"),
+  BROKER_REVIEW_GRACE_DAYS: z.coerce.number().int().min(0).max(365).default(14),
+  BROKER_REVIEW_CHECK_SCHEDULE: z
+    .string()
+    .min(1)
+    .default("0 */10 * * * *")
+    .refine(isCronExpression, "must be a cron expression of five, six or seven fields, such as '0 */10 * * * *'"),
+  BROKER_PRIVILEGED_TOKEN_TTL_CAP: z.coerce.number().int().min(60).max(MAX_TOKEN_TTL_CAP_SECONDS).default(900),
+  BROKER_UNUSED_ACCOUNT_DAYS: z.coerce.number().int().min(1).max(3650).default(90),
   BROKER_SWEEP_SCHEDULE: z
     .string()
     .min(1)
@@ -132,5 +154,10 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Broker
     adapterTimeoutMs: values.BROKER_ADAPTER_TIMEOUT * 1000,
     rotationSchedule: values.BROKER_ROTATION_SCHEDULE,
     rotationClaimTtlMs: values.BROKER_ROTATION_CLAIM_TTL * 1000,
+    reviewOverdueAction: values.BROKER_REVIEW_OVERDUE_ACTION,
+    reviewGraceDays: values.BROKER_REVIEW_GRACE_DAYS,
+    reviewCheckSchedule: values.BROKER_REVIEW_CHECK_SCHEDULE,
+    privilegedTokenTtlCap: values.BROKER_PRIVILEGED_TOKEN_TTL_CAP,
+    unusedAccountDays: values.BROKER_UNUSED_ACCOUNT_DAYS,
   };
 }

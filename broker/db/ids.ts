@@ -12,6 +12,8 @@ export const ID_PREFIX = {
   secret: "sec",
   grant: "grt",
   rotation: "rot",
+  accessReview: "rev",
+  policyException: "exc",
 } as const;
 
 export type IdPrefix = (typeof ID_PREFIX)[keyof typeof ID_PREFIX];

@@ -22,6 +22,8 @@ export interface SupplierBlock {
   contract_ref: string;
   approved_by: string;
   approved_at: string;
+  /** End of the supplier contract (RFC 3339); a supplier grant should not outlast it. */
+  contract_ends_at?: string;
 }
 
 export const applications = pgTable("applications", {
@@ -441,5 +443,64 @@ export const rotations = pgTable(
     index("rotations_runnable_idx").on(table.claimExpiresAt).where(sql`${table.status} = 'in_progress'`),
     check("rotations_trigger_check", sql`${table.trigger} in ('schedule', 'manual', 'compromise')`),
     check("rotations_status_check", sql`${table.status} in ('in_progress', 'completed', 'rolled_back')`),
+  ],
+);
+
+/**
+ * Access-review attestations: an owner or a delegate decides to keep, change or revoke a
+ * service account's access. `next_review_at` is the due date that the review set, kept so
+ * that the history shows what was promised at the time.
+ */
+export const accessReviews = pgTable(
+  "access_reviews",
+  {
+    id: text("id").primaryKey(),
+    serviceAccountId: text("service_account_id")
+      .notNull()
+      .references(() => serviceAccounts.id),
+    decision: text("decision").notNull(),
+    reviewer: text("reviewer").notNull(),
+    /** Whether the reviewer was the account's technical owner when the review was recorded, rather than a delegate. */
+    reviewerIsOwner: boolean("reviewer_is_owner").notNull(),
+    notes: text("notes"),
+    reviewedAt: timestamptz("reviewed_at").notNull(),
+    nextReviewAt: timestamptz("next_review_at").notNull(),
+    recordedBy: text("recorded_by").notNull(),
+  },
+  (table) => [
+    index("access_reviews_account_idx").on(table.serviceAccountId, table.reviewedAt),
+    index("access_reviews_reviewed_idx").on(table.reviewedAt),
+    check("access_reviews_decision_check", sql`${table.decision} in ('keep', 'change', 'revoke')`),
+  ],
+);
+
+/**
+ * Accepted deviations from a policy rule for one service account or one secret, with the
+ * person who accepted the risk and a required end. A live exception suppresses the
+ * matching finding; once expired or revoked it no longer does.
+ */
+export const policyExceptions = pgTable(
+  "policy_exceptions",
+  {
+    id: text("id").primaryKey(),
+    control: text("control").notNull(),
+    serviceAccountId: text("service_account_id").references(() => serviceAccounts.id),
+    secretId: text("secret_id").references(() => secrets.id),
+    reason: text("reason").notNull(),
+    compensatingControls: text("compensating_controls").notNull(),
+    acceptedBy: text("accepted_by").notNull(),
+    acceptedAt: timestamptz("accepted_at").notNull(),
+    expiresAt: timestamptz("expires_at").notNull(),
+    createdAt: timestamptz("created_at").notNull(),
+    createdBy: text("created_by").notNull(),
+    revokedAt: timestamptz("revoked_at"),
+    revokedBy: text("revoked_by"),
+    revokeReason: text("revoke_reason"),
+  },
+  (table) => [
+    index("policy_exceptions_account_idx").on(table.serviceAccountId),
+    index("policy_exceptions_secret_idx").on(table.secretId),
+    index("policy_exceptions_expires_idx").on(table.expiresAt),
+    check("policy_exceptions_subject_check", sql`(${table.serviceAccountId} is null) <> (${table.secretId} is null)`),
   ],
 );

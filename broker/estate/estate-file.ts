@@ -13,7 +13,7 @@ export interface EstateFileProblem {
 }
 
 /** Time fields that may be written relative to the import time (`+30d`, `-200d`). */
-const TIME_FIELDS = ["expires_at", "last_reviewed_at", "approved_at"];
+const TIME_FIELDS = ["expires_at", "last_reviewed_at", "approved_at", "contract_ends_at", "not_before", "not_after"];
 
 /** A parsed estate file that can locate a field path such as `service_accounts[3].expires_at`. */
 export class EstateFile {

@@ -2,8 +2,9 @@ import { eq } from "drizzle-orm";
 import type { RecordAudit } from "../audit/audit-writer.js";
 import type { Clock } from "../config/clock.js";
 import type { Tx } from "../db/database.js";
-import { applications } from "../db/schema.js";
+import { applications, serviceAccounts } from "../db/schema.js";
 import { BrokerError, Conflict, ValidationFailed } from "../errors.js";
+import { createGrant } from "../grants/grants-service.js";
 import { createApplication } from "../register/applications-service.js";
 import { createServiceAccount } from "../register/service-accounts-service.js";
 import { addFederatedSubject, addWorkloadKey, createTrustedIssuer } from "../register/trust-service.js";
@@ -22,8 +23,9 @@ export async function importEstate(
   clock: Clock,
   record: RecordAudit,
   estate: EstateInput,
+  actor: string,
 ): Promise<EstateImportResultView> {
-  const result: EstateImportResultView = { dry_run: false, applications: [], trusted_issuers: [], service_accounts: [] };
+  const result: EstateImportResultView = { dry_run: false, applications: [], trusted_issuers: [], service_accounts: [], grants: [] };
   const applicationIds = new Map<string, string>();
 
   for (const [index, input] of estate.applications.entries()) {
@@ -56,6 +58,18 @@ export async function importEstate(
     result.service_accounts.push({ name: created.name, id: created.id });
   }
 
+  const accountIds = new Map(result.service_accounts.map((account) => [account.name, account.id]));
+  for (const [index, entry] of estate.grants.entries()) {
+    const path = `grants[${index}]`;
+    const { service_account: accountName, ...grant } = entry;
+    const accountId = accountIds.get(accountName) ?? (await findServiceAccountId(tx, accountName));
+    if (!accountId) {
+      throw new ValidationFailed([{ name: `${path}.service_account`, reason: `no service account named '${accountName}' in the file or the register` }]);
+    }
+    const created = await atEntry(path, () => createGrant(tx, clock.now(), record, { ...grant, service_account_id: accountId }, actor));
+    result.grants.push({ service_account: accountName, id: created.id });
+  }
+
   record({
     action: "estate.import",
     target: null,
@@ -63,6 +77,7 @@ export async function importEstate(
       applications: result.applications.length,
       trusted_issuers: result.trusted_issuers.length,
       service_accounts: result.service_accounts.length,
+      grants: result.grants.length,
     },
   });
   return result;
@@ -73,11 +88,12 @@ export async function dryRunImport(
   transaction: (work: (tx: Tx, record: RecordAudit) => Promise<EstateImportResultView>) => Promise<EstateImportResultView>,
   clock: Clock,
   estate: EstateInput,
+  actor: string,
 ): Promise<EstateImportResultView> {
   let checked: EstateImportResultView | undefined;
   try {
     await transaction(async (tx, record) => {
-      checked = await importEstate(tx, clock, record, estate);
+      checked = await importEstate(tx, clock, record, estate, actor);
       throw new DryRunRollback();
     });
   } catch (error) {
@@ -90,6 +106,11 @@ export async function dryRunImport(
 
 async function findApplicationId(tx: Tx, name: string): Promise<string | undefined> {
   const [row] = await tx.select({ id: applications.id }).from(applications).where(eq(applications.name, name));
+  return row?.id;
+}
+
+async function findServiceAccountId(tx: Tx, name: string): Promise<string | undefined> {
+  const [row] = await tx.select({ id: serviceAccounts.id }).from(serviceAccounts).where(eq(serviceAccounts.name, name));
   return row?.id;
 }
 

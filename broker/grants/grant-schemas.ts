@@ -9,21 +9,29 @@ export type GrantStatus = (typeof GRANT_STATUSES)[number];
 const MaxTtl = z.number().int().min(MIN_SECRET_TTL_SECONDS).max(MAX_SECRET_TTL_SECONDS);
 const Justification = z.string().trim().min(1, "must not be empty").max(2000);
 
+/** Fields of a new grant, shared with the grants of an estate file. */
+export const grantFields = {
+  service_account_id: idSchema("sa", "service account"),
+  secret: SecretName.optional().openapi({ description: "Name of the secret this grant allows; or give audience." }),
+  audience: Audience.optional().openapi({ description: "Access-token audience this grant allows; or give secret." }),
+  scopes: uniqueList(ScopeToken, 64)
+    .default([])
+    .openapi({ description: "Scopes the workload's access token must carry to use this grant." }),
+  max_ttl: MaxTtl.optional().openapi({ description: "Cap on the TTL of credentials issued under this grant, in seconds." }),
+  not_before: Rfc3339.optional(),
+  not_after: Rfc3339.optional().openapi({ description: "End of the grant; required for supplier accounts." }),
+  approved_by: Owner.optional(),
+  justification: Justification.optional().openapi({ description: "Ticket or contract reference." }),
+};
+
+/** Checks that a grant names exactly one of secret or audience. */
+export function hasOneTarget(value: { secret?: string | undefined; audience?: string | undefined }): boolean {
+  return (value.secret === undefined) !== (value.audience === undefined);
+}
+
 export const GrantCreate = z
-  .strictObject({
-    service_account_id: idSchema("sa", "service account"),
-    secret: SecretName.optional().openapi({ description: "Name of the secret this grant allows; or give audience." }),
-    audience: Audience.optional().openapi({ description: "Access-token audience this grant allows; or give secret." }),
-    scopes: uniqueList(ScopeToken, 64)
-      .default([])
-      .openapi({ description: "Scopes the workload's access token must carry to use this grant." }),
-    max_ttl: MaxTtl.optional().openapi({ description: "Cap on the TTL of credentials issued under this grant, in seconds." }),
-    not_before: Rfc3339.optional(),
-    not_after: Rfc3339.optional().openapi({ description: "End of the grant; required for supplier accounts." }),
-    approved_by: Owner.optional(),
-    justification: Justification.optional().openapi({ description: "Ticket or contract reference." }),
-  })
-  .refine((value) => (value.secret === undefined) !== (value.audience === undefined), {
+  .strictObject(grantFields)
+  .refine(hasOneTarget, {
     message: "give exactly one of secret or audience",
     path: ["secret"],
   })

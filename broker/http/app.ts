@@ -22,6 +22,9 @@ import { toInvalidParams } from "./validation.js";
 import { isWorkloadPath } from "./workload-auth.js";
 import { registerCredentialRoutes } from "../credentials/credential-routes.js";
 import { registerGrantRoutes } from "../grants/grant-routes.js";
+import { registerExceptionRoutes } from "../governance/exceptions/exception-routes.js";
+import { registerFindingRoutes } from "../governance/findings/finding-routes.js";
+import { registerReviewRoutes } from "../governance/reviews/review-routes.js";
 import { registerMasterKeyRoutes } from "../crypto/master-key-routes.js";
 import { registerLeaseRoutes } from "../leases/lease-routes.js";
 import { registerRotationGauges } from "../rotation/rotation-metrics.js";
@@ -132,6 +135,9 @@ export function createApp(deps: BrokerDeps): BrokerApp {
   registerGrantRoutes(app, deps);
   registerCredentialRoutes(app, deps);
   registerRotationRoutes(app, deps);
+  registerReviewRoutes(app, deps);
+  registerExceptionRoutes(app, deps);
+  registerFindingRoutes(app, deps);
   registerRotationGauges(deps);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "operatorToken", {

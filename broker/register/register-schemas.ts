@@ -68,6 +68,7 @@ export const SupplierBlockSchema = z
     contract_ref: z.string().trim().min(1).max(256),
     approved_by: Owner,
     approved_at: Rfc3339,
+    contract_ends_at: Rfc3339.optional().openapi({ description: "End of the supplier contract; grants should not outlast it." }),
   })
   .openapi("SupplierBlock");
 

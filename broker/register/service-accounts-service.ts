@@ -26,7 +26,7 @@ function nextReviewAt(row: ServiceAccountRow): Date {
 }
 
 /** SQL twin of `nextReviewAt`, for filtering. */
-const nextReviewSql = sql`coalesce(${serviceAccounts.lastReviewedAt}, ${serviceAccounts.createdAt}) + make_interval(days => ${serviceAccounts.reviewIntervalDays})`;
+export const nextReviewSql = sql`coalesce(${serviceAccounts.lastReviewedAt}, ${serviceAccounts.createdAt}) + make_interval(days => ${serviceAccounts.reviewIntervalDays})`;
 
 export async function createServiceAccount(
   tx: Executor,

@@ -1,14 +1,15 @@
 import { serve as serveNode, type ServerType } from "@hono/node-server";
 import type { BrokerConfig } from "../config/config.js";
+import { startOverdueReviewCheck } from "../governance/reviews/overdue-review-job.js";
 import { createApp } from "../http/app.js";
 import { startExpirySweep } from "../leases/expiry-sweep-job.js";
 import { startRotationScheduler } from "../rotation/rotation-scheduler.js";
 import { checkMasterKeyOpensStoredKeys, initializeOnFirstStart, openRuntime, warnAboutMasterKeyFile } from "./bootstrap.js";
 
 /**
- * Starts the broker, its lease expiry sweep and its rotation scheduler, and serves until
- * SIGTERM or SIGINT. Then it drains requests, waits for a sweep in flight and for the
- * rotation step in flight, and closes the database.
+ * Starts the broker, its lease expiry sweep, its rotation scheduler and its overdue-review
+ * check, and serves until SIGTERM or SIGINT. Then it drains requests, waits for a sweep,
+ * a review check and a rotation step in flight, and closes the database.
  */
 export async function serveBroker(config: BrokerConfig): Promise<void> {
   const runtime = await openRuntime(config, { processMetrics: true });
@@ -18,6 +19,7 @@ export async function serveBroker(config: BrokerConfig): Promise<void> {
   await checkMasterKeyOpensStoredKeys(runtime);
   const expirySweep = startExpirySweep(deps);
   const rotationScheduler = startRotationScheduler(deps);
+  const reviewCheck = startOverdueReviewCheck(deps);
   deps.kickRotations = () => void rotationScheduler.runNow();
 
   const app = createApp(deps);
@@ -39,12 +41,14 @@ export async function serveBroker(config: BrokerConfig): Promise<void> {
 
     const sweepStopped = expirySweep.stop();
     const rotationsStopped = rotationScheduler.stop();
+    const reviewCheckStopped = reviewCheck.stop();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections?.();
     await closed;
     clearTimeout(forced);
     await sweepStopped;
     await rotationsStopped;
+    await reviewCheckStopped;
     await deps.adapters.close();
     await runtime.database.close();
     deps.log.info("broker stopped");

@@ -266,7 +266,7 @@ describe("audit events", () => {
     expect(events[0]!.target).toBe(response.json.applications[0].id);
     expect(events[2]!.target).toBe(response.json.service_accounts[0].id);
     expect(events[5]!.target).toBeNull();
-    expect(events[5]!.details).toEqual({ applications: 1, trusted_issuers: 1, service_accounts: 1 });
+    expect(events[5]!.details).toEqual({ applications: 1, trusted_issuers: 1, service_accounts: 1, grants: 0 });
   });
 
   it("failed change writes no event", async () => {

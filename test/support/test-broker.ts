@@ -74,6 +74,11 @@ export function testConfig(overrides: Partial<BrokerConfig> = {}): BrokerConfig 
     adapterTimeoutMs: 10_000,
     rotationSchedule: "*/10 * * * * *",
     rotationClaimTtlMs: 60_000,
+    reviewOverdueAction: "warn",
+    reviewGraceDays: 14,
+    reviewCheckSchedule: "0 */10 * * * *",
+    privilegedTokenTtlCap: 900,
+    unusedAccountDays: 90,
     ...overrides,
   };
 }

@@ -8,7 +8,7 @@ import { printJson, printTable } from "../output.js";
 export function addImportCommand(program: Command): void {
   program
     .command("import")
-    .description("import applications, trusted issuers and service accounts from a YAML estate file, all or nothing")
+    .description("import applications, trusted issuers, service accounts and grants from a YAML estate file, all or nothing")
     .argument("<file>", "estate file (YAML or JSON)")
     .option("--dry-run", "check every entry on the broker, then roll back")
     .option("--json", "print JSON")
@@ -36,7 +36,7 @@ export function addImportCommand(program: Command): void {
       }
       const verb = result.dry_run ? "would import" : "imported";
       process.stdout.write(
-        `${verb} ${result.applications.length} applications, ${result.trusted_issuers.length} trusted issuers, ${result.service_accounts.length} service accounts\n`,
+        `${verb} ${result.applications.length} applications, ${result.trusted_issuers.length} trusted issuers, ${result.service_accounts.length} service accounts, ${result.grants.length} grants\n`,
       );
       printTable(result.service_accounts, ["id", "name"]);
     });

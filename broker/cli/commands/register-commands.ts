@@ -60,6 +60,7 @@ function addServiceAccountCommands(sa: Command): void {
     .option("--contract-ref <ref>", "supplier contract reference (kind supplier)")
     .option("--approved-by <person>", "who approved supplier access (kind supplier)")
     .option("--approved-at <time>", "when supplier access was approved (kind supplier)")
+    .option("--contract-ends-at <time>", "when the supplier contract ends (kind supplier, optional)")
     .option("--json", "print JSON")
     .action(async (options) => {
       const client = BrokerClient.fromEnvironment();
@@ -171,6 +172,7 @@ function supplierBlock(options: Record<string, string | undefined>) {
     contract_ref: options["contractRef"],
     approved_by: options["approvedBy"],
     approved_at: options["approvedAt"] ? parseTimeOption("--approved-at", options["approvedAt"]) : undefined,
+    contract_ends_at: options["contractEndsAt"] ? parseTimeOption("--contract-ends-at", options["contractEndsAt"]) : undefined,
   };
 }
 

@@ -3,6 +3,7 @@ import type { BrokerDeps } from "../../deps.js";
 import { dryRunImport, importEstate } from "../../estate/estate-import.js";
 import { Estate, EstateImportResult } from "../../estate/estate-schema.js";
 import { jsonBody, jsonResponse } from "../common-schemas.js";
+import { requestContext } from "../request-context.js";
 import { type BrokerApp, inAuditedTransaction, operatorRoute } from "../route-helpers.js";
 
 /** Estates are larger than single objects: allow up to 4 MiB for this one route. */
@@ -14,7 +15,7 @@ export function registerEstateRoutes(app: BrokerApp, deps: BrokerDeps): void {
       method: "post",
       path: "/v1/import",
       tags: ["register"],
-      summary: "Import applications, trusted issuers and service accounts in one transaction",
+      summary: "Import applications, trusted issuers, service accounts and grants in one transaction",
       description: "Every entry is created or none is. With dry_run=true the import is checked in full and rolled back.",
       request: {
         query: z.strictObject({
@@ -30,10 +31,10 @@ export function registerEstateRoutes(app: BrokerApp, deps: BrokerDeps): void {
     async (c) => {
       const estate = c.req.valid("json");
       if (c.req.valid("query").dry_run === "true") {
-        const checked = await dryRunImport((work) => inAuditedTransaction(deps, c, work), deps.clock, estate);
+        const checked = await dryRunImport((work) => inAuditedTransaction(deps, c, work), deps.clock, estate, requestContext(c).actor);
         return c.json(checked, 200);
       }
-      const result = await inAuditedTransaction(deps, c, (tx, record) => importEstate(tx, deps.clock, record, estate));
+      const result = await inAuditedTransaction(deps, c, (tx, record) => importEstate(tx, deps.clock, record, estate, requestContext(c).actor));
       return c.json(result, 200);
     },
   );
