@@ -1,5 +1,5 @@
 /** How far a control is met, from the pack's own counts. */
-export type ControlStatus = "satisfied" | "not_satisfied" | "not_assessed";
+export type ControlStatus = "satisfied" | "not_satisfied";
 
 /** A measure of the product that implements regulatory controls, with the counts that decide its status. */
 export interface ProductControl {
@@ -45,7 +45,7 @@ export const FRAMEWORK_CONTROLS: readonly FrameworkControl[] = [
   { framework: "OWASP NHI Top 10 2025", id: "NHI9", title: "NHI Reuse", product_controls: ["owner-and-review"] },
 ];
 
-const STATUS_ORDER: ControlStatus[] = ["not_satisfied", "not_assessed", "satisfied"];
+const STATUS_ORDER: ControlStatus[] = ["not_satisfied", "satisfied"];
 
 /** Returns the status of a framework control: the least met of its product controls. */
 export function combinedStatus(statuses: ControlStatus[]): ControlStatus {

@@ -1,12 +1,11 @@
-import { and, inArray, isNull, sql } from "drizzle-orm";
+import { and, inArray, isNotNull, isNull, sql } from "drizzle-orm";
 import type { Executor } from "../db/database.js";
-import { grants, leases, secrets, serviceAccounts } from "../db/schema.js";
+import { leases, serviceAccounts } from "../db/schema.js";
+import { listExceptions } from "../governance/exceptions/exceptions-service.js";
+import type { Finding } from "../governance/findings/finding-types.js";
+import type { RuleId } from "../governance/findings/rule-ids.js";
 import type { AuditSegment } from "./audit-segment.js";
 import { combinedStatus, type ControlStatus, FRAMEWORK_CONTROLS, type ProductControl } from "./control-catalogue.js";
-
-/** Maximum max token TTL of a privileged account, in seconds. */
-export const PRIVILEGED_TTL_CAP_SECONDS = 900;
-const DAY_MS = 86_400_000;
 
 /** Facts gathered while writing the files, for the controls that depend on them. */
 export interface ExportFacts {
@@ -14,6 +13,8 @@ export interface ExportFacts {
   authEvents: number;
   segment: AuditSegment;
   segmentProblem: string | undefined;
+  /** Policy findings at export time, suppressed ones included. */
+  findings: Finding[];
 }
 
 /** A framework control with its computed status and the counts behind it. */
@@ -35,36 +36,71 @@ export async function assessControls(db: Executor, now: Date, facts: ExportFacts
   });
 }
 
+/**
+ * Product controls from the policy findings: a control is met when none of its rules has
+ * an open finding. A finding that a live exception suppresses counts as accepted risk.
+ */
 async function productControls(db: Executor, now: Date, facts: ExportFacts): Promise<ProductControl[]> {
-  const accounts = await db.select().from(serviceAccounts);
-  const active = accounts.filter((account) => account.status === "active");
-  const expiredActive = active.filter((account) => account.expiresAt < now).length;
-  const reviewOverdue = active.filter((account) => (account.lastReviewedAt ?? account.createdAt).getTime() + account.reviewIntervalDays * DAY_MS < now.getTime()).length;
-  const privilegedOverCap = active.filter((account) => account.privileged && account.maxTokenTtl > PRIVILEGED_TTL_CAP_SECONDS).length;
-  const suppliers = accounts.filter((account) => account.supplier !== null);
+  const count = findingCounter(facts.findings);
+  const accounts = await db.select({ id: serviceAccounts.id, status: serviceAccounts.status, privileged: serviceAccounts.privileged }).from(serviceAccounts);
   const inactiveIds = accounts.filter((account) => account.status !== "active").map((account) => account.id);
   const inactiveLive = inactiveIds.length === 0 ? 0 : await liveLeaseCount(db, now, inactiveIds);
-  const supplierOpenGrants = suppliers.length === 0 ? 0 : await openGrantCount(db, suppliers.map((account) => account.id));
-  const rotation = await rotationCounts(db, now);
+  const exceptions = await listExceptions(db, now, {});
 
   return [
-    control("short-lived-issuance", "Short-lived issuance", privilegedOverCap === 0, { leases_in_window: facts.lineageRows, privileged_accounts_over_ttl_cap: privilegedOverCap },
-      `every credential is a lease; privileged accounts should have a max token TTL of at most ${PRIVILEGED_TTL_CAP_SECONDS} s`, ["lineage.csv", "privileged-accounts.csv"]),
-    control("rotation-max-age", "Rotation with max age", rotation.pastMaxAge === 0, { secrets: rotation.total, secrets_with_max_age: rotation.withMaxAge, secrets_past_max_age: rotation.pastMaxAge },
-      "no secret with a max age is older than it", ["rotations.csv"]),
-    control("revocation-on-offboarding", "Revocation on offboarding", inactiveLive === 0, { suspended_or_decommissioned_accounts: inactiveIds.length, their_live_leases: inactiveLive },
-      "suspended and decommissioned accounts hold no live lease", ["service-accounts.csv", "lineage.csv"]),
-    control("owner-and-review", "Owner and review per service account", expiredActive === 0 && reviewOverdue === 0,
-      { active_accounts: active.length, active_past_expiry: expiredActive, review_overdue: reviewOverdue, privileged_accounts: accounts.filter((account) => account.privileged).length },
-      "every active account is within its expiry and its review interval", ["service-accounts.csv", "privileged-accounts.csv"]),
-    control("supplier-time-bound-access", "Supplier time-bound access", supplierOpenGrants === 0, { supplier_accounts: suppliers.length, supplier_grants_without_not_after: supplierOpenGrants },
-      "every live supplier grant has an end date", ["supplier-access.csv", "grants.csv"]),
-    { id: "exception-register", title: "Exception register with expiry", status: "not_assessed", counts: {}, basis: "the exceptions register is not part of this pack yet", evidence: [] },
+    fromRules("short-lived-issuance", "Short-lived issuance", count, ["privileged-token-ttl"], { leases_in_window: facts.lineageRows },
+      "every credential is a lease, and no privileged account may hold tokens longer than the privileged cap", ["lineage.csv", "privileged-accounts.csv", "findings.csv"]),
+    fromRules("rotation-max-age", "Rotation with max age", count, ["secret-rotation-overdue"], {}, "no secret is older than its rotation policy's max age", ["rotations.csv", "findings.csv"]),
+    fromRules("revocation-on-offboarding", "Revocation on offboarding", count, ["account-unused"], { suspended_or_decommissioned_accounts: inactiveIds.length, their_live_leases: inactiveLive },
+      "suspended and decommissioned accounts hold no live lease, and no active account went unused past the threshold", ["service-accounts.csv", "lineage.csv", "findings.csv"], inactiveLive === 0),
+    fromRules("owner-and-review", "Owner and review per service account", count, ["account-owner-missing", "account-expired-active", "review-overdue", "account-reuse", "grant-approval-missing"],
+      { active_accounts: accounts.length - inactiveIds.length, privileged_accounts: accounts.filter((account) => account.privileged).length },
+      "every active account has owners, is within its expiry and review interval, serves one workload, and every grant names its approver and justification",
+      ["service-accounts.csv", "privileged-accounts.csv", "reviews.csv", "grants.csv", "findings.csv"]),
+    fromRules("supplier-time-bound-access", "Supplier time-bound access", count, ["supplier-grant-unbounded"], { supplier_accounts: await supplierCount(db) },
+      "every supplier grant ends, and not after the supplier's contract", ["supplier-access.csv", "grants.csv", "findings.csv"]),
+    control("exception-register", "Exception register with expiry", true,
+      { live_exceptions: exceptions.filter((entry) => entry.status === "live").length, expired_exceptions: exceptions.filter((entry) => entry.status === "expired").length, suppressed_findings: count.suppressed() },
+      "every accepted risk is recorded with its reason, compensating controls, who accepted it and an expiry", ["exceptions.csv", "findings.csv"]),
     control("tamper-evident-audit-log", "Tamper-evident audit log", facts.segmentProblem === undefined, { audit_events_in_window: facts.segment.events, auth_events_in_window: facts.authEvents },
       facts.segmentProblem ?? "the audit events of the window form an unbroken hash chain", ["audit-chain.ndjson", "auth-events.csv"]),
     { id: "operator-mfa", title: "MFA evidence for operator actions", status: "not_satisfied", counts: {}, basis: "operators authenticate with bearer tokens; the broker records no second factor", evidence: [] },
     control("lineage-export", "Lineage export", true, { leases_in_window: facts.lineageRows }, "the lineage of every lease live in the window is included", ["lineage.csv"]),
   ];
+}
+
+/** Counts open and suppressed findings per rule. */
+function findingCounter(findings: Finding[]) {
+  return {
+    open: (rule: RuleId) => findings.filter((finding) => finding.rule === rule && !finding.suppressed).length,
+    accepted: (rule: RuleId) => findings.filter((finding) => finding.rule === rule && finding.suppressed).length,
+    suppressed: () => findings.filter((finding) => finding.suppressed).length,
+  };
+}
+
+/** Builds a product control that is met when its rules have no open finding and `alsoMet` is true. */
+function fromRules(
+  id: string,
+  title: string,
+  count: ReturnType<typeof findingCounter>,
+  rules: RuleId[],
+  counts: Record<string, number>,
+  basis: string,
+  evidence: string[],
+  alsoMet = true,
+): ProductControl {
+  const ruleCounts: Record<string, number> = {};
+  for (const rule of rules) {
+    ruleCounts[`${rule}_open`] = count.open(rule);
+    ruleCounts[`${rule}_accepted`] = count.accepted(rule);
+  }
+  const open = rules.reduce((sum, rule) => sum + count.open(rule), 0);
+  return control(id, title, open === 0 && alsoMet, { ...counts, ...ruleCounts }, basis, evidence);
+}
+
+async function supplierCount(db: Executor): Promise<number> {
+  const [row] = await db.select({ count: sql<number>`count(*)::int` }).from(serviceAccounts).where(isNotNull(serviceAccounts.supplier));
+  return Number(row?.count ?? 0);
 }
 
 function control(id: string, title: string, met: boolean, counts: Record<string, number>, basis: string, evidence: string[]): ProductControl {
@@ -78,19 +114,3 @@ async function liveLeaseCount(db: Executor, now: Date, accountIds: string[]): Pr
     .where(and(inArray(leases.serviceAccountId, accountIds), isNull(leases.revokedAt), sql`${leases.expiresAt} > ${now.toISOString()}::timestamptz`));
   return Number(row?.count ?? 0);
 }
-
-async function openGrantCount(db: Executor, accountIds: string[]): Promise<number> {
-  const [row] = await db
-    .select({ count: sql<number>`count(*)::int` })
-    .from(grants)
-    .where(and(inArray(grants.serviceAccountId, accountIds), isNull(grants.revokedAt), isNull(grants.notAfter)));
-  return Number(row?.count ?? 0);
-}
-
-async function rotationCounts(db: Executor, now: Date): Promise<{ total: number; withMaxAge: number; pastMaxAge: number }> {
-  const rows = await db.select({ rotation: secrets.rotation, lastRotatedAt: secrets.lastRotatedAt, createdAt: secrets.createdAt }).from(secrets).where(isNull(secrets.deletedAt));
-  const withMaxAge = rows.filter((row) => row.rotation?.max_age !== undefined);
-  const pastMaxAge = withMaxAge.filter((row) => (row.lastRotatedAt ?? row.createdAt).getTime() + row.rotation!.max_age! * 1000 < now.getTime());
-  return { total: rows.length, withMaxAge: withMaxAge.length, pastMaxAge: pastMaxAge.length };
-}
-

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import type { Finding } from "../governance/findings/finding-types.js";
 import type { ControlReport } from "./evidence-controls.js";
 
 /** Renders the controls as a Markdown page an auditor can read without tools. */
@@ -29,10 +30,11 @@ export function controlsMarkdown(controls: ControlReport[], meta: { generatedAt:
 const OSCAL_VERSION = "1.1.2";
 
 /**
- * Renders the controls as OSCAL assessment results: one result for the pack's window,
- * one finding per framework control, with the product controls as observations.
+ * Renders the policy findings and the controls as OSCAL assessment results: one result
+ * for the pack's window, one finding per policy finding and per framework control, with
+ * the product controls as observations.
  */
-export function oscalAssessmentResults(controls: ControlReport[], meta: { generatedAt: string; issuer: string; from: string | null; to: string }): unknown {
+export function oscalAssessmentResults(controls: ControlReport[], findings: Finding[], meta: { generatedAt: string; issuer: string; from: string | null; to: string }): unknown {
   const observations = new Map<string, { uuid: string; title: string; description: string; methods: string[]; collected: string }>();
   for (const entry of controls.flatMap((control) => control.product_controls)) {
     if (!observations.has(entry.id)) {
@@ -52,19 +54,35 @@ export function oscalAssessmentResults(controls: ControlReport[], meta: { genera
           start: meta.from ?? meta.generatedAt,
           end: meta.to,
           observations: [...observations.values()],
-          findings: controls.map((control) => ({
+          findings: [...findings.map(policyFinding), ...controls.map((control) => ({
             uuid: randomUUID(),
             title: `${control.framework} ${control.id} ${control.title}`,
             description: control.product_controls.map((entry) => `${entry.title}: ${entry.status}`).join("; "),
             target: {
               type: "objective-id",
               "target-id": `${control.framework} ${control.id}`,
-              status: { state: control.status === "satisfied" ? "satisfied" : "not-satisfied", ...(control.status === "not_assessed" ? { reason: "not-assessed" } : {}) },
+              status: { state: control.status === "satisfied" ? "satisfied" : "not-satisfied" },
             },
             "related-observations": control.product_controls.map((entry) => ({ "observation-uuid": observations.get(entry.id)!.uuid })),
-          })),
+          }))],
         },
       ],
     },
+  };
+}
+
+/** Renders a policy finding as an OSCAL finding; a suppressed one names the exception that accepts the risk. */
+function policyFinding(finding: Finding) {
+  return {
+    uuid: randomUUID(),
+    title: `${finding.rule}: ${finding.subject.type} ${finding.subject.id}`,
+    description: finding.message,
+    props: [
+      { name: "finding-id", value: finding.id },
+      { name: "severity", value: finding.severity },
+      ...finding.controls.map((control) => ({ name: "control", value: `${control.framework} ${control.id}` })),
+    ],
+    target: { type: "objective-id", "target-id": finding.rule, status: { state: "not-satisfied" } },
+    ...(finding.suppressed ? { remarks: `Risk accepted by exception ${finding.exception_id}.` } : {}),
   };
 }

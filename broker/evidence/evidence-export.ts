@@ -1,6 +1,8 @@
 import path from "node:path";
 import type { AuditEventView } from "../audit/audit-query.js";
 import type { Db } from "../db/database.js";
+import { computeFindings } from "../governance/findings/compute-findings.js";
+import type { FindingSettings } from "../governance/findings/finding-types.js";
 import { csvRecord } from "../lineage/csv-encoding.js";
 import type { SigningKeyRing } from "../tokens/signing-key-ring.js";
 import { type AuditSegment, checkLink, EMPTY_SEGMENT, isAuthEvent, segmentRange, streamSegment } from "./audit-segment.js";
@@ -16,30 +18,34 @@ export interface EvidenceDeps {
   db: Db;
   keyRing: SigningKeyRing;
   issuer: string;
+  /** The thresholds of the policy findings. */
+  config: FindingSettings;
 }
 
 /**
- * Writes an evidence pack into `dir`, which must exist and be empty. The pack holds the
+ * Writes an evidence pack into `dir`, which must exist and be empty. The pack contains the
  * register, grants, rotations and lineage as CSV and NDJSON, and the window's audit chain
- * segment with its authentication and authorization events. It also holds the controls
+ * segment with its authentication and authorization events. It also contains the controls
  * with their status, an OSCAL rendering, and a manifest of every file's SHA-256 signed by
  * the broker. Tables are streamed page by page, so memory stays flat for any window.
  */
 export async function writeEvidencePack(deps: EvidenceDeps, dir: string, window: EvidenceWindow, now: Date): Promise<EvidenceManifest> {
   const files: WrittenFile[] = [];
+  const findings = await computeFindings({ db: deps.db, config: deps.config }, now);
+  const context = { db: deps.db, window, now, findings };
   let lineageRows = 0;
   for (const table of EVIDENCE_TABLES) {
-    const counted = await writeTable(dir, table.name, table.columns, table.pages(deps.db, window, now), files);
+    const counted = await writeTable(dir, table.name, table.columns, table.pages(context), files);
     if (table.name === "lineage") lineageRows = counted;
   }
   const audit = await writeAuditSegment(deps.db, dir, window, files);
 
   const generatedAt = now.toISOString();
   const meta = { generatedAt, issuer: deps.issuer, from: window.from?.toISOString() ?? null, to: window.to.toISOString() };
-  const controls = await assessControls(deps.db, now, { lineageRows, authEvents: audit.authEvents, segment: audit.segment, segmentProblem: audit.problem });
+  const controls = await assessControls(deps.db, now, { lineageRows, authEvents: audit.authEvents, segment: audit.segment, segmentProblem: audit.problem, findings });
   files.push(await writeWhole(dir, "controls.json", `${JSON.stringify({ ...meta, controls }, null, 2)}\n`));
   files.push(await writeWhole(dir, "controls.md", controlsMarkdown(controls, meta)));
-  files.push(await writeWhole(dir, "oscal-assessment-results.json", `${JSON.stringify(oscalAssessmentResults(controls, meta), null, 2)}\n`));
+  files.push(await writeWhole(dir, "oscal-assessment-results.json", `${JSON.stringify(oscalAssessmentResults(controls, findings, meta), null, 2)}\n`));
 
   const manifest: EvidenceManifest = {
     format: MANIFEST_FORMAT,

@@ -1,6 +1,9 @@
 import { and, asc, eq, gte, isNotNull, isNull, lt, or, type SQL } from "drizzle-orm";
 import type { Executor } from "../db/database.js";
 import { applications, grants, rotations, secrets, serviceAccounts } from "../db/schema.js";
+import { listExceptions } from "../governance/exceptions/exceptions-service.js";
+import type { Finding } from "../governance/findings/finding-types.js";
+import { listReviews } from "../governance/reviews/reviews-service.js";
 import { streamLineage } from "../lineage/lineage-query.js";
 
 /** The time window of an evidence pack: activity in [from, to); the register as it is at export. */
@@ -11,11 +14,19 @@ export interface EvidenceWindow {
 
 export type EvidenceRow = Record<string, unknown>;
 
+/** The inputs of a table: the database, the window, the export time and the findings computed at it. */
+export interface EvidenceContext {
+  db: Executor;
+  window: EvidenceWindow;
+  now: Date;
+  findings: Finding[];
+}
+
 /** One table of the pack, written as `<name>.csv` and `<name>.ndjson`. */
 export interface EvidenceTable {
   name: string;
   columns: readonly string[];
-  pages(db: Executor, window: EvidenceWindow, now: Date): AsyncIterable<EvidenceRow[]>;
+  pages(context: EvidenceContext): AsyncIterable<EvidenceRow[]>;
 }
 
 const ACCOUNT_COLUMNS = [
@@ -65,21 +76,21 @@ async function* once(rows: Promise<EvidenceRow[]>): AsyncIterable<EvidenceRow[]>
 const serviceAccountTable: EvidenceTable = {
   name: "service-accounts",
   columns: ACCOUNT_COLUMNS,
-  pages: (db) => once(accountRows(db, undefined)),
+  pages: ({ db }) => once(accountRows(db, undefined)),
 };
 
 /** Privileged accounts with their owners and review dates. */
 const privilegedTable: EvidenceTable = {
   name: "privileged-accounts",
   columns: ["id", "name", "application_name", "technical_owner", "business_owner", "status", "max_token_ttl", "last_reviewed_at", "next_review_at", "expires_at"],
-  pages: (db) => once(accountRows(db, eq(serviceAccounts.privileged, true))),
+  pages: ({ db }) => once(accountRows(db, eq(serviceAccounts.privileged, true))),
 };
 
 /** Supplier accounts: who approved their access, under which contract, for which scopes and until when. */
 const supplierTable: EvidenceTable = {
   name: "supplier-access",
   columns: ["id", "name", "supplier_name", "contract_ref", "approved_by", "approved_at", "allowed_scopes", "allowed_audiences", "status", "expires_at"],
-  pages: (db) =>
+  pages: ({ db }) =>
     once(
       accountRows(db, isNotNull(serviceAccounts.supplier)).then((rows) =>
         rows.map((row) => {
@@ -94,7 +105,7 @@ const supplierTable: EvidenceTable = {
 const grantTable: EvidenceTable = {
   name: "grants",
   columns: ["id", "service_account_id", "secret_id", "secret_name", "audience", "scopes", "max_ttl", "not_before", "not_after", "approved_by", "justification", "created_at", "created_by", "revoked_at", "revoked_by", "revoke_reason"],
-  pages: (db, window) =>
+  pages: ({ db, window }) =>
     once(
       db
         .select({ grant: grants, secretName: secrets.name })
@@ -129,7 +140,7 @@ const grantTable: EvidenceTable = {
 const rotationTable: EvidenceTable = {
   name: "rotations",
   columns: ["id", "secret_id", "secret_name", "trigger", "reason", "actor", "status", "from_version", "to_version", "failed_step", "created_at", "finished_at"],
-  pages: (db, window) =>
+  pages: ({ db, window }) =>
     once(
       db
         .select({ rotation: rotations, secretName: secrets.name })
@@ -163,7 +174,50 @@ const lineageTable: EvidenceTable = {
     "lease_id", "kind", "service_account_id", "service_account_name", "technical_owner", "application_id", "application_name", "grant_id", "secret_id", "secret_name",
     "secret_version", "version_fingerprint", "audience", "scopes", "issued_at", "renew_count", "expires_at", "ended_at", "end_reason", "revoked_by", "revoke_reason", "source_address",
   ],
-  pages: (db, window, now) => streamLineage(db, now, { from: window.from, to: window.to }) as AsyncIterable<EvidenceRow[]>,
+  pages: ({ db, window, now }) => streamLineage(db, now, { from: window.from, to: window.to }) as AsyncIterable<EvidenceRow[]>,
 };
 
-export const EVIDENCE_TABLES: readonly EvidenceTable[] = [serviceAccountTable, privilegedTable, supplierTable, grantTable, rotationTable, lineageTable];
+/** Policy findings at export time, suppressed ones included with the exception that covers them. */
+const findingTable: EvidenceTable = {
+  name: "findings",
+  columns: ["id", "rule", "severity", "subject_type", "subject_id", "records", "message", "controls", "suppressed", "exception_id"],
+  pages: ({ findings }) =>
+    once(
+      Promise.resolve(
+        findings.map((finding) => ({
+          ...finding,
+          subject_type: finding.subject.type,
+          subject_id: finding.subject.id,
+          records: finding.records.map((record) => `${record.type}:${record.id}`),
+          controls: finding.controls.map((control) => `${control.framework} ${control.id}`),
+        })),
+      ),
+    ),
+};
+
+/** The exceptions register, with each exception's status at export time. */
+const exceptionTable: EvidenceTable = {
+  name: "exceptions",
+  columns: ["id", "control", "service_account_id", "secret_id", "reason", "compensating_controls", "accepted_by", "accepted_at", "expires_at", "status", "created_by", "revoked_at", "revoked_by"],
+  pages: ({ db, now }) => once(listExceptions(db, now, {}) as unknown as Promise<EvidenceRow[]>),
+};
+
+/** Access reviews recorded in the window. */
+const reviewTable: EvidenceTable = {
+  name: "reviews",
+  columns: ["id", "service_account_id", "decision", "reviewer", "reviewer_is_owner", "notes", "reviewed_at", "next_review_at", "recorded_by"],
+  pages: ({ db, window }) =>
+    once(listReviews(db, { from: window.from?.toISOString(), to: window.to.toISOString() }) as unknown as Promise<EvidenceRow[]>),
+};
+
+export const EVIDENCE_TABLES: readonly EvidenceTable[] = [
+  serviceAccountTable,
+  privilegedTable,
+  supplierTable,
+  grantTable,
+  rotationTable,
+  lineageTable,
+  findingTable,
+  exceptionTable,
+  reviewTable,
+];

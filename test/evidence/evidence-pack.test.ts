@@ -6,6 +6,7 @@ import { CompactSign, generateKeyPair } from "jose";
 import { writeEvidencePack } from "../../broker/evidence/evidence-export.js";
 import { verifyEvidencePack } from "../../broker/evidence/evidence-verify.js";
 import { createGrant, createSecret, obtainCredential, workloadWithToken } from "../credentials/credential-fixtures.js";
+import { createServiceAccount } from "../support/register-fixtures.js";
 import { startTestBroker, type TestBroker } from "../support/test-broker.js";
 
 const DAY_MS = 86_400_000;
@@ -19,7 +20,7 @@ describe("evidence pack", () => {
     const dir = await mkdtemp(path.join(tmpdir(), "sb-evidence-"));
     dirs.push(dir);
     const now = broker.clock.now();
-    await writeEvidencePack({ db: broker.deps.db, keyRing: broker.deps.keyRing, issuer: broker.deps.config.issuer }, dir, { from: window.from, to: window.to ?? now }, now);
+    await writeEvidencePack({ db: broker.deps.db, keyRing: broker.deps.keyRing, issuer: broker.deps.config.issuer, config: broker.deps.config }, dir, { from: window.from, to: window.to ?? now }, now);
     return dir;
   }
 
@@ -78,8 +79,40 @@ describe("evidence pack", () => {
     expect(logging.status).toBe("satisfied");
     expect(logging.product_controls[0].counts.audit_events_in_window).toBeGreaterThan(5);
     const oscal = JSON.parse(await readFile(path.join(dir, "oscal-assessment-results.json"), "utf8"));
-    expect(oscal["assessment-results"].results[0].findings).toHaveLength(controls.length);
+    const titles = oscal["assessment-results"].results[0].findings.map((finding: any) => finding.title);
+    expect(titles).toEqual(expect.arrayContaining(controls.map((control: any) => `${control.framework} ${control.id} ${control.title}`)));
     expect(await readFile(path.join(dir, "controls.md"), "utf8")).toContain("| NIS2 | Art. 21(2)(d) Supply chain security |");
+  });
+
+  it("ties control status to findings and exceptions", async () => {
+    const account = await createServiceAccount(broker, { privileged: true, max_token_ttl: 3600 });
+    const control = async (dir: string) => JSON.parse(await readFile(path.join(dir, "controls.json"), "utf8")).controls.find((entry: any) => entry.id === "NHI7");
+
+    const before = await control(await exportPack());
+    const exception = await broker.request("POST", "/v1/exceptions", {
+      body: {
+        control: "privileged-token-ttl",
+        service_account_id: account.id,
+        reason: "legacy batch job",
+        compensating_controls: "network allow-list",
+        accepted_by: "ciso@example.com",
+        expires_at: new Date(broker.clock.now().getTime() + 30 * DAY_MS).toISOString(),
+      },
+    });
+    expect(exception.status, exception.text).toBe(201);
+    const dir = await exportPack();
+    const after = await control(dir);
+
+    expect(before.status).toBe("not_satisfied");
+    expect(before.product_controls[0].counts["privileged-token-ttl_open"]).toBe(1);
+    expect(after.status).toBe("satisfied");
+    expect(after.product_controls[0].counts["privileged-token-ttl_accepted"]).toBe(1);
+    const findings = (await readFile(path.join(dir, "findings.ndjson"), "utf8")).trim().split("\n").map((line) => JSON.parse(line));
+    expect(findings.find((finding) => finding.subject_id === account.id && finding.rule === "privileged-token-ttl")).toMatchObject({ suppressed: true, exception_id: exception.json.id });
+    expect(await readFile(path.join(dir, "exceptions.csv"), "utf8")).toContain(exception.json.id);
+    const oscal = JSON.parse(await readFile(path.join(dir, "oscal-assessment-results.json"), "utf8"));
+    const rendered = oscal["assessment-results"].results[0].findings.find((finding: any) => finding.title === `privileged-token-ttl: service_account ${account.id}`);
+    expect(rendered.remarks).toBe(`Risk accepted by exception ${exception.json.id}.`);
   });
 
   it("names a file whose content changed", async () => {
