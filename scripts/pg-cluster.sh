@@ -91,10 +91,11 @@ state_file() {
 }
 
 # Runs a command as the postgres OS user when this script runs as root, because initdb
-# and postgres reject root. Any other user runs the command unchanged.
+# and postgres reject root. Any other user runs the command unchanged. The command starts
+# in /, because the caller's directory may be closed to the postgres user.
 as_cluster_owner() {
   if [[ $EUID -eq 0 ]]; then
-    runuser -u postgres -- "$@"
+    (cd / && runuser -u postgres -- "$@")
   else
     "$@"
   fi

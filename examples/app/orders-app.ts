@@ -2,8 +2,9 @@
  * An example service that reads PostgreSQL with credentials from the broker. It never
  * holds a database password of its own: the SDK issues one on first use, renews it while
  * the service runs, and issues a new one when the lease is revoked or the secret rotates.
- * A query that fails because the database rejected the credential is retried once with
- * a new credential, so the service keeps serving requests through a revocation or a rotation.
+ * A query whose connection was lost is retried, and one whose login the database rejected
+ * is retried with a new credential, so the service keeps serving requests through a
+ * revocation or a rotation.
  *
  * Configuration (environment):
  *   BROKER_ADDR      the broker's URL
@@ -22,8 +23,12 @@ import postgres from "postgres";
 import { type Credential, createClient, privateKeyJwt } from "secrets-broker/sdk";
 
 const SCOPE = "secrets:read";
-/** SQLSTATEs of a rejected login or a session ended by the server (revoking a role terminates its sessions), and postgres.js's code for a closed connection. */
-const CREDENTIAL_REJECTED = new Set(["28P01", "28000", "57P01", "CONNECTION_CLOSED"]);
+/** SQLSTATEs of a rejected login: the role was dropped (revoked) or its password changed (rotated). */
+const LOGIN_REJECTED = new Set(["28P01", "28000"]);
+/** A session the server ended (revoking a role terminates its sessions) or a connection that broke. */
+const CONNECTION_LOST = new Set(["57P01", "CONNECTION_CLOSED", "CONNECTION_ENDED", "ECONNRESET"]);
+/** A query is tried at most this many times: a lost connection, then a rejected login, then the new credential. */
+const MAX_ATTEMPTS = 3;
 const POOL_SIZE = 4;
 const POOL_END_TIMEOUT_SECONDS = 5;
 
@@ -62,7 +67,10 @@ function connect(credential: Credential): postgres.Sql {
   });
 }
 
-/** Reads the orders, retrying once with a new credential when the database rejected the current one. */
+/**
+ * Reads the orders. A lost connection is retried on a new connection; a rejected login
+ * makes the SDK issue a new credential first.
+ */
 async function readOrders(): Promise<Record<string, unknown>> {
   for (let attempt = 1; ; attempt++) {
     const current = await currentPool();
@@ -71,9 +79,13 @@ async function readOrders(): Promise<Record<string, unknown>> {
       return { ...row, lease_id: current.leaseId, version: current.version };
     } catch (error) {
       const code = (error as { code?: string }).code ?? "";
-      if (attempt > 1 || !CREDENTIAL_REJECTED.has(code)) throw error;
-      log("database rejected the credential; getting a new one", { lease_id: current.leaseId, sqlstate: code });
-      client.invalidate(environment.dbSecret);
+      if (attempt >= MAX_ATTEMPTS || !(LOGIN_REJECTED.has(code) || CONNECTION_LOST.has(code))) throw error;
+      if (LOGIN_REJECTED.has(code)) {
+        log("database rejected the credential; getting a new one", { lease_id: current.leaseId, sqlstate: code });
+        client.invalidate(environment.dbSecret);
+      } else {
+        log("database connection lost; retrying", { lease_id: current.leaseId, code });
+      }
     }
   }
 }
