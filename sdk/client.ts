@@ -59,7 +59,11 @@ export class SecretsBrokerClient {
   private readonly transport: Transport;
   private readonly tokens: AccessTokenCache;
   private readonly holders = new Map<string, CredentialHolder>();
+  private readonly holderScopes = new WeakMap<CredentialHolder, string>();
+  /** Aborted by close(): ends requests and retry waits still in flight. */
+  private readonly closing = new AbortController();
   private readonly options: Required<Pick<ClientOptions, "refreshRatio" | "staleWhileBrokerDown" | "retireGraceMs">>;
+  private readonly identity: Identity;
   private metadata: Promise<BrokerMetadata> | undefined;
   private closed = false;
 
@@ -79,7 +83,9 @@ export class SecretsBrokerClient {
       retry: { ...DEFAULT_RETRY_POLICY, ...options.retry },
       requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
       debug: options.debug ?? (() => undefined),
+      signal: this.closing.signal,
     };
+    this.identity = options.identity;
     const identity = options.identity;
     this.tokens = new AccessTokenCache({
       clock: this.transport.clock,
@@ -121,29 +127,58 @@ export class SecretsBrokerClient {
     const holder = this.holders.get(secret);
     if (holder === undefined) return;
     this.holders.delete(secret);
-    await holder.stop();
+    await holder.settle();
+    const leaseIds = holder.stop();
+    const calls = this.leaseCalls(this.holderScopes.get(holder) ?? "");
+    await Promise.allSettled(leaseIds.map((leaseId) => calls.revoke(leaseId)));
   }
 
   /**
-   * Stops every timer and revokes every lease the client holds: credentials first, then
-   * its access tokens. Resolves with how many leases were revoked and how many could not be
-   * (those end at their expiry).
+   * Stops every timer, request and retry, then revokes every lease the client holds:
+   * credentials first, then its access tokens, whatever their audience. Resolves with how
+   * many leases were revoked and how many could not be (those end at their expiry).
    */
   async close(): Promise<{ revoked: number; failed: number }> {
     if (this.closed) return { revoked: 0, failed: 0 };
     this.closed = true;
+    this.closing.abort();
     const holders = [...this.holders.values()];
     this.holders.clear();
-    const results = await Promise.all(holders.map((holder) => holder.stop()));
-    const tokens = this.tokens.liveTokens().filter((token) => token.leaseId !== null && token.audience === null);
+    await Promise.all(holders.map((holder) => holder.settle()));
+    const credentialLeases = holders.flatMap((holder) => holder.stop());
+    const tokens = this.tokens.liveTokens();
     this.tokens.clear();
-    const tokenResults = await Promise.allSettled(
-      tokens.map((token) => revokeLease(this.transport, this.brokerUrl, token.accessToken, token.leaseId!, RELEASE_REASON)),
-    );
-    const failed = results.reduce((sum, result) => sum + result.failed, 0) + tokenResults.filter((result) => result.status === "rejected").length;
-    const revoked = results.reduce((sum, result) => sum + result.revoked, 0) + tokenResults.filter((result) => result.status === "fulfilled").length;
-    this.transport.debug("client.closed", { revoked, failed });
-    return { revoked, failed };
+    const tokenLeases = tokens.map((token) => token.leaseId).filter((leaseId): leaseId is string => leaseId !== null);
+
+    const result = await this.revokeAtClose(credentialLeases, tokenLeases, tokens.find((token) => token.audience === null)?.accessToken);
+    this.transport.debug("client.closed", { ...result });
+    return result;
+  }
+
+  /**
+   * Revokes leases after close, on requests that the close does not abort. A token for
+   * the broker's audience authorizes them; without one held, one is requested for the
+   * purpose and revoked last.
+   */
+  private async revokeAtClose(credentialLeases: string[], tokenLeases: string[], brokerToken: string | undefined): Promise<{ revoked: number; failed: number }> {
+    const leaseIds = [...credentialLeases, ...tokenLeases];
+    if (leaseIds.length === 0) return { revoked: 0, failed: 0 };
+    const transport = { ...this.transport, signal: undefined };
+    let bearer = brokerToken;
+    if (bearer === undefined) {
+      try {
+        const issued = await requestToken(transport, await this.discover(), this.identity, { audience: undefined, scope: "" });
+        bearer = issued.accessToken;
+        if (issued.leaseId) leaseIds.push(issued.leaseId);
+      } catch {
+        return { revoked: 0, failed: leaseIds.length };
+      }
+    }
+    let failed = 0;
+    for (const leaseId of leaseIds) {
+      await revokeLease(transport, this.brokerUrl, bearer, leaseId, RELEASE_REASON).catch(() => (failed += 1));
+    }
+    return { revoked: leaseIds.length - failed, failed };
   }
 
   private discover(): Promise<BrokerMetadata> {
@@ -160,7 +195,8 @@ export class SecretsBrokerClient {
     }
     let holder = this.holders.get(secret);
     if (holder === undefined) {
-      holder = new CredentialHolder(secret, this.leaseCalls(normalizeScope(options.scope)), {
+      const scope = normalizeScope(options.scope);
+      holder = new CredentialHolder(secret, this.leaseCalls(scope), {
         clock: this.transport.clock,
         refreshRatio: this.options.refreshRatio,
         serveStale: this.options.staleWhileBrokerDown,
@@ -170,6 +206,7 @@ export class SecretsBrokerClient {
         debug: this.transport.debug,
       });
       this.holders.set(secret, holder);
+      this.holderScopes.set(holder, scope);
     }
     return holder;
   }

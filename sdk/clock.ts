@@ -11,8 +11,8 @@ export interface Clock {
    * client is closed.
    */
   schedule(callback: () => void, delayMs: number): () => void;
-  /** Resolves after `delayMs`; used for retry backoff, which a caller awaits. */
-  sleep(delayMs: number): Promise<void>;
+  /** Resolves after `delayMs`, or at once when `signal` aborts; used for retry backoff, which a caller awaits. */
+  sleep(delayMs: number, signal?: AbortSignal): Promise<void>;
 }
 
 /** The maximum delay setTimeout accepts (2^31 - 1 ms, about 24.8 days). */
@@ -24,5 +24,15 @@ export const systemClock: Clock = {
     const timer = setTimeout(callback, Math.min(Math.max(0, delayMs), MAX_TIMER_DELAY_MS));
     return () => clearTimeout(timer);
   },
-  sleep: (delayMs) => new Promise((resolve) => setTimeout(resolve, Math.max(0, delayMs))),
+  sleep(delayMs, signal) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(finish, Math.max(0, delayMs));
+      signal?.addEventListener("abort", finish, { once: true });
+      function finish(): void {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", finish);
+        resolve();
+      }
+    });
+  },
 };

@@ -113,8 +113,13 @@ export class CredentialHolder {
     }
   }
 
-  /** Stops renewing and revokes every lease the holder still has. Returns the count revoked and failed. */
-  async stop(): Promise<{ revoked: number; failed: number }> {
+  /** Waits until a refresh in flight has ended, whatever its outcome. */
+  async settle(): Promise<void> {
+    await this.inflight?.catch(() => undefined);
+  }
+
+  /** Stops renewing and returns the leases the holder still has, for the client to revoke. */
+  stop(): string[] {
     this.stopped = true;
     this.cancelTimer?.();
     this.listeners.clear();
@@ -125,9 +130,7 @@ export class CredentialHolder {
       leaseIds.push(this.held.credential.leaseId);
     }
     this.held = undefined;
-    const results = await Promise.allSettled(leaseIds.map((leaseId) => this.calls.revoke(leaseId)));
-    const failed = results.filter((result) => result.status === "rejected").length;
-    return { revoked: results.length - failed, failed };
+    return leaseIds;
   }
 
   private async refreshShared(): Promise<Credential> {

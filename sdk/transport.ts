@@ -1,5 +1,5 @@
 import type { Clock } from "./clock.js";
-import { BrokerProblemError, BrokerUnavailableError, InvalidBrokerResponse, OAuthError, type SecretsBrokerError } from "./errors.js";
+import { BrokerProblemError, BrokerUnavailableError, ClientClosed, InvalidBrokerResponse, OAuthError, type SecretsBrokerError } from "./errors.js";
 import { backoffDelay, type RetryPolicy, retryAfterMs } from "./retry.js";
 
 /** Receives the SDK's debug events: ids, counts and delays only, never a token or a value. */
@@ -13,6 +13,8 @@ export interface Transport {
   /** Time allowed for one attempt, response body included. */
   requestTimeoutMs: number;
   debug: DebugSink;
+  /** Aborts every request and retry wait when the client closes. */
+  signal?: AbortSignal;
 }
 
 export interface BrokerRequest {
@@ -32,6 +34,9 @@ type Attempt = { ok: true; body: unknown } | { ok: false; error: SecretsBrokerEr
 export async function sendRequest(transport: Transport, request: BrokerRequest): Promise<unknown> {
   const label = `${request.method} ${new URL(request.url).pathname}`;
   for (let attempt = 1; ; attempt++) {
+    if (transport.signal?.aborted) {
+      throw new ClientClosed();
+    }
     const outcome = await attemptOnce(transport, request, label);
     if (outcome.ok) {
       return outcome.body;
@@ -46,7 +51,7 @@ export async function sendRequest(transport: Transport, request: BrokerRequest):
       throw error;
     }
     transport.debug("request.retry", { request: label, attempt, delay_ms: delayMs, error: error.code });
-    await transport.clock.sleep(delayMs);
+    await transport.clock.sleep(delayMs, transport.signal);
   }
 }
 
@@ -59,10 +64,13 @@ async function attemptOnce(transport: Transport, request: BrokerRequest, label: 
       method: request.method,
       headers: request.headers,
       body,
-      signal: AbortSignal.timeout(transport.requestTimeoutMs),
+      signal: requestSignal(transport),
     });
     text = await response.text();
   } catch (cause) {
+    if (transport.signal?.aborted) {
+      return { ok: false, error: new ClientClosed() };
+    }
     return { ok: false, error: new BrokerUnavailableError(`${label}: the broker could not be reached (${networkReason(cause)})`, { cause }) };
   }
 
@@ -71,6 +79,12 @@ async function attemptOnce(transport: Transport, request: BrokerRequest, label: 
   }
   const error = errorFromResponse(response.status, text, label);
   return { ok: false, error, retryAfterMs: retryAfterMs(response.headers.get("retry-after"), transport.clock.now()) };
+}
+
+/** The attempt's timeout, and the client's close when there is one. */
+function requestSignal(transport: Transport): AbortSignal {
+  const timeout = AbortSignal.timeout(transport.requestTimeoutMs);
+  return transport.signal ? AbortSignal.any([transport.signal, timeout]) : timeout;
 }
 
 function parseJson(text: string, label: string): unknown {

@@ -8,6 +8,7 @@ import {
   READ_SCOPE,
   readLease,
   recordingFetch,
+  unavailable,
   registerWorkload,
   type SdkBroker,
   type SdkWorkload,
@@ -225,6 +226,40 @@ describe("SDK credentials against a broker process", () => {
     expect(result).toEqual({ revoked: 3, failed: 0 });
     expect(await activeLeases(broker, account.accountId)).toEqual([]);
     expect(clock.pending()).toBe(0);
+  });
+
+  it("close revokes access tokens of every audience", async () => {
+    const audience = "https://db.orders.example";
+    const account = await registerWorkload(broker, { allowed_audiences: [audience] });
+    const sdk = createClient({ broker: broker.address, identity: privateKeyJwt({ clientId: account.accountId, key: account.privateJwk as any }) });
+    await sdk.getAccessToken({ audience });
+    expect(await activeLeases(broker, account.accountId)).toHaveLength(1);
+
+    const result = await sdk.close();
+
+    // The audience token cannot call the broker, so close asks for a broker token to revoke it, and revokes that too.
+    expect(result).toEqual({ revoked: 2, failed: 0 });
+    expect(await activeLeases(broker, account.accountId)).toEqual([]);
+  });
+
+  it("close ends a request that is waiting to retry, and nothing is issued after it", async () => {
+    const account = await registerWorkload(broker);
+    const secret = await grantedSecret(broker, account.accountId);
+    let closedAt = Number.POSITIVE_INFINITY;
+    const recorder = recordingFetch((request) => (CREDENTIALS_PATH.test(request.path) ? unavailable("5") : undefined));
+    const sdk = createClient({ broker: broker.address, identity: privateKeyJwt({ clientId: account.accountId, key: account.privateJwk as any }), fetch: recorder.fetch });
+    const pending = sdk.getCredential(secret.name, { scope: READ_SCOPE }).catch((error: unknown) => error);
+    await vi.waitFor(() => expect(recorder.count("POST", CREDENTIALS_PATH)).toBe(1));
+
+    const started = Date.now();
+    await sdk.close();
+    closedAt = recorder.seen.length;
+
+    expect(await pending).toMatchObject({ code: "client_closed" });
+    expect(Date.now() - started).toBeLessThan(4000);
+    expect(recorder.seen.slice(closedAt).filter((request) => request.path !== "/v1/token")).toEqual([]);
+    expect(recorder.count("POST", CREDENTIALS_PATH)).toBe(1);
+    expect(await activeLeases(broker, account.accountId)).toEqual([]);
   });
 
   it("keeps tokens and values out of debug events and error messages", async () => {
