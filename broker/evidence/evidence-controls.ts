@@ -1,6 +1,6 @@
-import { and, inArray, isNotNull, isNull, sql } from "drizzle-orm";
+import { and, eq, inArray, isNotNull, isNull, sql } from "drizzle-orm";
 import type { Executor } from "../db/database.js";
-import { leases, serviceAccounts } from "../db/schema.js";
+import { leases, secrets, serviceAccounts } from "../db/schema.js";
 import { listExceptions } from "../governance/exceptions/exceptions-service.js";
 import type { Finding } from "../governance/findings/finding-types.js";
 import type { RuleId } from "../governance/findings/rule-ids.js";
@@ -46,11 +46,14 @@ async function productControls(db: Executor, now: Date, facts: ExportFacts): Pro
   const inactiveIds = accounts.filter((account) => account.status !== "active").map((account) => account.id);
   const inactiveLive = inactiveIds.length === 0 ? 0 : await liveLeaseCount(db, now, inactiveIds);
   const exceptions = await listExceptions(db, now, {});
+  const rotationPolicies = await rotationPolicyCounts(db);
 
   return [
     fromRules("short-lived-issuance", "Short-lived issuance", count, ["privileged-token-ttl"], { leases_in_window: facts.lineageRows },
       "every credential is a lease, and no privileged account may hold tokens longer than the privileged cap", ["lineage.csv", "privileged-accounts.csv", "findings.csv"]),
-    fromRules("rotation-max-age", "Rotation with max age", count, ["secret-rotation-overdue"], {}, "no secret is older than its rotation policy's max age", ["rotations.csv", "findings.csv"]),
+    fromRules("rotation-max-age", "Rotation with max age", count, ["secret-rotation-overdue"], rotationPolicies,
+      "every static secret has a rotation policy (or is rotated by its upstream), and none is older than its policy's max age", ["rotations.csv", "findings.csv"],
+      rotationPolicies.static_secrets_without_rotation_policy === 0),
     fromRules("revocation-on-offboarding", "Revocation on offboarding", count, ["account-unused"], { suspended_or_decommissioned_accounts: inactiveIds.length, their_live_leases: inactiveLive },
       "suspended and decommissioned accounts hold no live lease, and no active account went unused past the threshold", ["service-accounts.csv", "lineage.csv", "findings.csv"], inactiveLive === 0),
     fromRules("owner-and-review", "Owner and review per service account", count, ["account-owner-missing", "account-expired-active", "review-overdue", "account-reuse", "grant-approval-missing"],
@@ -96,6 +99,18 @@ function fromRules(
   }
   const open = rules.reduce((sum, rule) => sum + count.open(rule), 0);
   return control(id, title, open === 0 && alsoMet, { ...counts, ...ruleCounts }, basis, evidence);
+}
+
+/** Static secrets, and those with neither a rotation policy nor rotation by their upstream (an AWS Lambda). */
+async function rotationPolicyCounts(db: Executor): Promise<{ static_secrets: number; static_secrets_without_rotation_policy: number }> {
+  const [row] = await db
+    .select({
+      total: sql<number>`count(*)::int`,
+      withoutPolicy: sql<number>`count(*) filter (where ${secrets.rotation} is null and ${secrets.externalRotation} is null)::int`,
+    })
+    .from(secrets)
+    .where(and(isNull(secrets.deletedAt), eq(secrets.kind, "static")));
+  return { static_secrets: Number(row?.total ?? 0), static_secrets_without_rotation_policy: Number(row?.withoutPolicy ?? 0) };
 }
 
 async function supplierCount(db: Executor): Promise<number> {

@@ -78,14 +78,14 @@ async function rotationsSince(db: Executor, secretIds: string[], from: Date | un
 function actionsSince(credentials: LineageRecord[], rotationRows: (typeof rotations.$inferSelect)[]): IncidentAction[] {
   const actions: IncidentAction[] = rotationRows.map((row) => ({
     at: row.createdAt.toISOString(),
-    action: "rotation",
+    action: "rotation.start",
     target: row.secretId,
     actor: row.actor,
     detail: `${row.trigger} rotation ${row.id}: ${row.status}${row.toVersion ? `, version ${row.fromVersion ?? "none"} to ${row.toVersion}` : ""}`,
   }));
   for (const lease of credentials) {
     if (lease.revoked_at) {
-      actions.push({ at: lease.revoked_at, action: "lease_revoked", target: lease.lease_id, actor: lease.revoked_by, detail: lease.revoke_reason ?? "no reason given" });
+      actions.push({ at: lease.revoked_at, action: "lease.revoke", target: lease.lease_id, actor: lease.revoked_by, detail: lease.revoke_reason ?? "no reason given" });
     }
   }
   return actions.sort((left, right) => left.at.localeCompare(right.at));
@@ -127,14 +127,14 @@ function article23(credentials: LineageRecord[], affected: IncidentReport["affec
       ...credentials.map((lease) => (lease.source_address ? `source address ${lease.source_address}` : null)),
       ...credentials.map((lease) => (lease.upstream_lease_id ? `upstream credential ${lease.upstream_lease_id}` : null)),
     ]),
-    mitigations_taken: actions.map((action) => `${action.at} ${action.action === "rotation" ? "rotation of" : "revocation of"} ${action.target}: ${action.detail}`),
+    mitigations_taken: actions.map((action) => `${action.at} ${action.action === "rotation.start" ? "rotation of" : "revocation of"} ${action.target}: ${action.detail}`),
     to_be_completed_by_the_operator: OPERATOR_FIELDS,
   };
 }
 
 /** Lists the affected secrets without a compromise rotation since the window began, and the command that rotates each. */
 function containment(affectedSecrets: IncidentReport["affected"]["secrets"], actions: IncidentAction[]): Pick<IncidentReport, "secrets_to_rotate" | "next_steps"> {
-  const rotated = new Set(actions.filter((action) => action.action === "rotation" && action.detail.startsWith("compromise")).map((action) => action.target));
+  const rotated = new Set(actions.filter((action) => action.action === "rotation.start" && action.detail.startsWith("compromise")).map((action) => action.target));
   const toRotate = affectedSecrets.filter((secret) => !rotated.has(secret.id)).map((secret) => ({ id: secret.id, name: secret.name }));
   return {
     secrets_to_rotate: toRotate,

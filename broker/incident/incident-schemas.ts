@@ -44,7 +44,7 @@ export const IncidentReportSchema = z
     affected: Affected,
     indicators: z.object({ fingerprints: z.array(z.string()), source_addresses: z.array(z.string()), subjects: z.array(z.string()) }),
     actions_since: z.array(
-      z.object({ at: z.string(), action: z.enum(["rotation", "lease_revoked"]), target: z.string(), actor: z.string().nullable(), detail: z.string() }),
+      z.object({ at: z.string(), action: z.enum(["rotation.start", "lease.revoke"]), target: z.string(), actor: z.string().nullable(), detail: z.string() }),
     ),
     nis2_article_23: z.object({
       affected_systems: z.array(z.string()),

@@ -23,7 +23,8 @@ export interface MatchedVersion {
 /** A step taken on an affected secret or credential since the window began. */
 export interface IncidentAction {
   at: string;
-  action: "rotation" | "lease_revoked";
+  /** The audit action that records the same step, so that `audit export --action` finds it. */
+  action: "rotation.start" | "lease.revoke";
   target: string;
   actor: string | null;
   detail: string;

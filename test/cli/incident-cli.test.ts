@@ -60,8 +60,9 @@ describe("secrets-broker incident", () => {
 
   it.each([
     ["both a fingerprint and a value file", () => ["incident", "--fingerprint", `hmac-sha256:${"a".repeat(64)}`, "--value-file", valueFile], 2, "not both"],
-    ["an account without --from", () => ["incident", "--service-account", `sa_${"0".repeat(24)}`], 1, "from"],
-    ["a malformed fingerprint", () => ["incident", "--fingerprint", "abc"], 1, "fingerprint"],
+    ["an account without --from", () => ["incident", "--service-account", `sa_${"0".repeat(24)}`], 2, "--service-account needs --from"],
+    ["a malformed fingerprint", () => ["incident", "--fingerprint", "abc"], 2, "--fingerprint must be"],
+    ["no value and no account", () => ["incident"], 2, "give --fingerprint or --value-file"],
   ])("rejects %s", async (_name, args, code, message) => {
     const result = await cli(args());
 

@@ -27,7 +27,7 @@ describe("evidence pack", () => {
   beforeAll(async () => {
     broker = await startTestBroker();
     const { workload, accessToken } = await workloadWithToken(broker);
-    const secret = await createSecret(broker);
+    const secret = await createSecret(broker, { rotation: { max_age: 90 * 86_400 } });
     await createGrant(broker, { service_account_id: workload.accountId, secret: secret.name, scopes: ["secrets:read"] });
     await obtainCredential(broker, accessToken, { secret: secret.name, ttl: 600 });
     await broker.request("GET", "/v1/leases", { token: "not-a-token" });
@@ -65,6 +65,18 @@ describe("evidence pack", () => {
     expect(lineage.map((row) => row.kind).sort()).toEqual(["access_token", "credential"]);
     expect(auth.map((event) => event.action)).toEqual(expect.arrayContaining(["token.issue", "credential.issue", "auth.authenticate"]));
     expect(auth.find((event) => event.action === "auth.authenticate").outcome).toBe("denied");
+  });
+
+  it("fails rotation for a static secret without a rotation policy", async () => {
+    const unrotated = await createSecret(broker);
+
+    const controls = JSON.parse(await readFile(path.join(await exportPack(), "controls.json"), "utf8")).controls;
+
+    const rotation = controls.find((control: any) => control.id === "NHI7").product_controls.find((entry: any) => entry.id === "rotation-max-age");
+    expect(rotation.status).toBe("not_satisfied");
+    expect(rotation.counts.static_secrets_without_rotation_policy).toBe(1);
+    const deleted = await broker.request("DELETE", `/v1/secrets/${unrotated.id}`, { token: broker.tokens.operator });
+    expect(deleted.status, deleted.text).toBe(200);
   });
 
   it("reports each control with a status and its counts", async () => {

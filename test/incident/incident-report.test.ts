@@ -97,7 +97,7 @@ describe("incident lookup", () => {
     expect(rotation.status, rotation.text).toBe(202);
     const after = await report(`fingerprint=${fingerprint}`);
 
-    expect(after.actions_since.map((action: any) => action.action)).toEqual(["lease_revoked", "rotation"]);
+    expect(after.actions_since.map((action: any) => action.action)).toEqual(["lease.revoke", "rotation.start"]);
     expect(after.actions_since[0]).toMatchObject({ target: leases["b"], detail: "leaked in a ticket" });
     expect(after.actions_since[1]).toMatchObject({ target: leakedSecret.id });
     expect(after.actions_since[1].detail).toMatch(/^compromise rotation rot_/);

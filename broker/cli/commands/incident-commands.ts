@@ -4,6 +4,7 @@ import { UsageError } from "../cli-error.js";
 import { parseTimeOption } from "../options.js";
 import { printJson, printTable } from "../output.js";
 import { readValueFile } from "../value-file.js";
+import { FINGERPRINT_PATTERN } from "../../incident/incident-schemas.js";
 
 const CREDENTIAL_COLUMNS = ["lease_id", "kind", "service_account_name", "secret_name", "secret_version", "source_address", "issued_at", "ended_at", "end_reason", "renew_count"];
 const ACTION_COLUMNS = ["at", "action", "target", "actor", "detail"];
@@ -14,16 +15,14 @@ export function addIncidentCommands(program: Command): void {
     .command("incident")
     .description("report the credentials live in an incident window, their holders and the steps taken since")
     .option("--fingerprint <fingerprint>", "fingerprint of the leaked value (hmac-sha256:...), as POST /v1/fingerprints returns it")
-    .option("--value-file <file>", "file holding the leaked value, fingerprinted by the broker (operator role); the value is never stored")
+    .option("--value-file <file>", "file holding the leaked value, fingerprinted by the broker; needs the operator role, and the value is never stored")
     .option("--service-account <id>", "the service account whose credentials the incident concerns (sa_...)")
     .option("--from <time>", "start of the window (RFC 3339 or relative such as -24h); required with --service-account alone")
     .option("--to <time>", "end of the window; now by default")
     .option("--rotate", "start a compromise rotation of every affected secret that has not had one since the window began")
     .option("--json", "print the report as JSON")
     .action(async (options) => {
-      if (options.fingerprint && options.valueFile) {
-        throw new UsageError("give --fingerprint or --value-file, not both");
-      }
+      checkIncidentOptions(options);
       const client = BrokerClient.fromEnvironment();
       const fingerprint = options.valueFile ? await fingerprintOf(client, options.valueFile) : options.fingerprint;
       const report = await client.json("GET", `/v1/incident-report?${reportQuery(fingerprint, options)}`);
@@ -33,6 +32,23 @@ export function addIncidentCommands(program: Command): void {
       }
       printReport(report, rotations);
     });
+}
+
+/** Rejects option combinations the report cannot take, before any request. */
+function checkIncidentOptions(options: { fingerprint?: string; valueFile?: string; serviceAccount?: string; from?: string }): void {
+  if (options.fingerprint && options.valueFile) {
+    throw new UsageError("give --fingerprint or --value-file, not both");
+  }
+  const byValue = Boolean(options.fingerprint || options.valueFile);
+  if (!byValue && !options.serviceAccount) {
+    throw new UsageError("give --fingerprint or --value-file (a leaked value), --service-account with --from (a suspect account), or both");
+  }
+  if (!byValue && !options.from) {
+    throw new UsageError("--service-account needs --from: the start of the incident window, such as -24h");
+  }
+  if (options.fingerprint && !FINGERPRINT_PATTERN.test(options.fingerprint)) {
+    throw new UsageError("--fingerprint must be hmac-sha256: followed by 64 hex characters, as POST /v1/fingerprints returns it; give --value-file to fingerprint a value");
+  }
 }
 
 async function fingerprintOf(client: BrokerClient, file: string): Promise<string> {

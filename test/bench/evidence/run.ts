@@ -1,0 +1,82 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { writeEvidencePack } from "../../../broker/evidence/evidence-export.js";
+import { openPostgresBenchDatabase } from "../bench-database.js";
+import { benchDeps, initializeBenchBroker, newMasterKeys } from "../rotation/bench-runtime.js";
+import { describeBrokerCode, formatLoad } from "../run-facts.js";
+import { copyBaseline } from "./copy-baseline.js";
+import { seedAuditEvents, seedLeases } from "./seed-rows.js";
+
+const USAGE = `Usage: DATABASE_URL=postgres://... npm run bench:evidence -- [--rows N]
+
+  --rows N   lease rows and audit events to seed, each (default 1000000)
+
+Needs a PostgreSQL server; without DATABASE_URL it prints a note and exits 0.`;
+
+/** Peak memory target of the export, in bytes. */
+const PEAK_RSS_TARGET = 200 * 1024 * 1024;
+const RSS_SAMPLE_MS = 50;
+const MIB = 1024 * 1024;
+
+/**
+ * Evidence export benchmark: seeds N leases and N chained audit events in a scratch
+ * PostgreSQL database, exports an evidence pack of the whole history in process, and
+ * reports its time and peak RSS next to `COPY ... TO STDOUT` of the same two tables.
+ */
+async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { rows: { type: "string", default: "1000000" }, help: { type: "boolean", default: false } } });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const rows = Number(values.rows);
+  if (!Number.isInteger(rows) || rows < 1) {
+    console.error(`bench:evidence: --rows must be a positive integer\n\n${USAGE}`);
+    return 2;
+  }
+  const serverUrl = process.env["DATABASE_URL"];
+  if (!serverUrl) {
+    console.log("bench:evidence: skipped, because it needs a PostgreSQL server: set DATABASE_URL");
+    return 0;
+  }
+
+  const database = await openPostgresBenchDatabase(serverUrl, 4);
+  const dir = await mkdtemp(path.join(tmpdir(), "secrets-broker-evidence-bench-"));
+  try {
+    console.log(`Evidence export benchmark: ${rows} leases and ${rows} audit events, ${database.serverVersion.split(",")[0]}, Node.js ${process.version}, ${describeBrokerCode()}`);
+    const deps = benchDeps(database.db, newMasterKeys());
+    await initializeBenchBroker(deps);
+    const start = new Date(Date.now() - 2 * rows);
+    const seeded = performance.now();
+    await seedLeases(database.url!, rows, start);
+    await seedAuditEvents(database.url!, rows, start);
+    console.error(`seeded in ${((performance.now() - seeded) / 1000).toFixed(0)} s`);
+
+    const baseline = await copyBaseline(database.url!, dir);
+    console.error(`COPY baseline done in ${baseline.seconds.toFixed(1)} s; exporting the pack`);
+    const packDir = await mkdtemp(path.join(dir, "pack-"));
+    globalThis.gc?.();
+    const before = process.memoryUsage().rss;
+    let peak = before;
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), RSS_SAMPLE_MS);
+    const started = performance.now();
+    const manifest = await writeEvidencePack({ db: database.db, keyRing: deps.keyRing, issuer: deps.config.issuer, config: deps.config }, packDir, { from: undefined, to: new Date() }, new Date());
+    const seconds = (performance.now() - started) / 1000;
+    clearInterval(sampler);
+    const packBytes = manifest.files.reduce((sum, file) => sum + file.bytes, 0);
+
+    console.log("\n| side | seconds | MiB written | ratio to COPY |\n|---|---:|---:|---:|");
+    console.log(`| baseline: COPY leases and audit_events TO STDOUT | ${baseline.seconds.toFixed(1)} | ${(baseline.bytes / MIB).toFixed(0)} | 1.00 |`);
+    console.log(`| evidence pack (${manifest.files.length} files) | ${seconds.toFixed(1)} | ${(packBytes / MIB).toFixed(0)} | ${(seconds / baseline.seconds).toFixed(2)} |`);
+    console.log(`\nRSS before the export ${(before / MIB).toFixed(0)} MiB, peak during it ${(peak / MIB).toFixed(0)} MiB (target under ${PEAK_RSS_TARGET / MIB} MiB: ${peak < PEAK_RSS_TARGET ? "met" : "NOT met"})`);
+    console.log(`audit segment: ${manifest.audit_segment.events} events; load average at end (1, 5, 15 min): ${formatLoad()}`);
+    return 0;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+    await database.close();
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));
