@@ -10,7 +10,8 @@ export type AdapterErrorCode =
   | "upstream_not_found"
   | "upstream_rejected"
   | "upstream_conflict"
-  | "invalid_settings";
+  | "invalid_settings"
+  | "invalid_value";
 
 export class AdapterError extends Error {
   override name = "AdapterError";
@@ -94,5 +95,18 @@ export class InvalidAdapterSettings extends AdapterError {
 
   constructor(readonly invalidSettings: InvalidSetting[]) {
     super("invalid_settings", invalidSettings.map((entry) => `${entry.name}: ${entry.reason}`).join("; "), false);
+  }
+}
+
+/** A value an operator gave for a secret does not fit the upstream (too short a password, an unknown field). */
+export class InvalidSecretValue extends AdapterError {
+  override name = "InvalidSecretValue";
+
+  constructor(
+    /** The field of the value at fault, or null for the value as a whole. */
+    readonly field: string | null,
+    message: string,
+  ) {
+    super("invalid_value", message, false);
   }
 }

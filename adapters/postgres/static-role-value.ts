@@ -1,5 +1,5 @@
 import type { SecretRef, VersionRef } from "../contract.js";
-import { UpstreamNotFound, UpstreamRejected, UpstreamUnavailable } from "../errors.js";
+import { InvalidSecretValue, UpstreamNotFound, UpstreamRejected, UpstreamUnavailable } from "../errors.js";
 import { valueContext } from "../local/local-adapter.js";
 import { SealedValueRejected, type ValueSealer } from "../local/value-sealer.js";
 import type { RoleLogin } from "./role-login.js";
@@ -83,30 +83,30 @@ export function givenPassword(secret: SecretRef, roleName: string, value: unknow
   // The first value is the role's existing password, which only ALTER ROLE changes.
   const fix = isFirstVersion ? `; the first value is the current password of role ${roleName}, so set such a password with ALTER ROLE first` : "";
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new UpstreamRejected(`${of} must be an object such as {"password": ...}`);
+    throw new InvalidSecretValue(null, `${of} must be an object such as {"password": ...}`);
   }
 
   const fields = value as Record<string, unknown>;
   const unknownFields = Object.keys(fields).filter((field) => !VALUE_FIELDS.has(field));
   if (unknownFields.length > 0) {
-    throw new UpstreamRejected(`${of} has unknown field(s) ${unknownFields.join(", ")}; give only password, and optionally username`);
+    throw new InvalidSecretValue(unknownFields[0]!, `${of} has unknown field(s) ${unknownFields.join(", ")}; give only password, and optionally username`);
   }
   if (fields["username"] !== undefined && fields["username"] !== roleName) {
-    throw new UpstreamRejected(`username in ${of} differs from role.name ${roleName}; leave username out or set it to ${roleName}`);
+    throw new InvalidSecretValue("username", `username in ${of} differs from role.name ${roleName}; leave username out or set it to ${roleName}`);
   }
 
   const password = fields["password"];
   if (typeof password !== "string") {
-    throw new UpstreamRejected(`${of} must have a string field password`);
+    throw new InvalidSecretValue("password", `${of} must have a string field password`);
   }
   if (password.length < MIN_GIVEN_PASSWORD_LENGTH) {
-    throw new UpstreamRejected(`password in ${of} must be at least ${MIN_GIVEN_PASSWORD_LENGTH} characters long${fix}`);
+    throw new InvalidSecretValue("password", `password in ${of} must be at least ${MIN_GIVEN_PASSWORD_LENGTH} characters long${fix}`);
   }
   if (password.length > MAX_GIVEN_PASSWORD_LENGTH) {
-    throw new UpstreamRejected(`password in ${of} must be at most ${MAX_GIVEN_PASSWORD_LENGTH} characters long${fix}`);
+    throw new InvalidSecretValue("password", `password in ${of} must be at most ${MAX_GIVEN_PASSWORD_LENGTH} characters long${fix}`);
   }
   if (!SASLPREP_NEUTRAL_PASSWORD.test(password)) {
-    throw new UpstreamRejected(`password in ${of} must contain only printable ASCII characters, from space to ~${fix}`);
+    throw new InvalidSecretValue("password", `password in ${of} must contain only printable ASCII characters, from space to ~${fix}`);
   }
   return password;
 }

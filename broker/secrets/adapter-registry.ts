@@ -1,5 +1,5 @@
 import type { AdapterCall, SecretAdapter, SecretData, SecretRef } from "../../adapters/contract.js";
-import { AdapterError, InvalidAdapterSettings, UpstreamTimeout } from "../../adapters/errors.js";
+import { AdapterError, InvalidAdapterSettings, InvalidSecretValue, UpstreamTimeout } from "../../adapters/errors.js";
 import { UpstreamFailed, ValidationFailed } from "../errors.js";
 import { type Logger, loggableError } from "../logging/logger.js";
 import type { BrokerMetrics } from "../metrics/metrics.js";
@@ -136,8 +136,11 @@ function toBrokerError(error: unknown): unknown {
   if (error instanceof InvalidAdapterSettings) {
     return new ValidationFailed(error.invalidSettings.map((entry) => ({ name: `settings.${entry.name}`, reason: entry.reason })));
   }
+  if (error instanceof InvalidSecretValue) {
+    return new ValidationFailed([{ name: error.field === null ? "value" : `value.${error.field}`, reason: error.message }]);
+  }
   if (error instanceof AdapterError) {
-    const code = error.code === "invalid_settings" ? "upstream_rejected" : error.code;
+    const code = error.code === "invalid_settings" || error.code === "invalid_value" ? "upstream_rejected" : error.code;
     return new UpstreamFailed(code, error.message, error.retryable, { cause: error });
   }
   return error;

@@ -110,4 +110,19 @@ describe.skipIf(!TEST_POSTGRES_URL)("rotation of a static PostgreSQL role", () =
     expectProblem(wrong, 502, "upstream_rejected");
     expect(wrong.text).not.toContain("not-the-password-of-this-role");
   });
+
+  it("a too-short password is a 400 naming value.password, and nothing is written", async () => {
+    const role = await fixture.createRole(randomBytes(18).toString("base64url"));
+    const name = `db/${uniqueName("short-value")}`;
+
+    const response = await broker.request("POST", "/v1/secrets", {
+      token: broker.tokens.operator,
+      body: { name, adapter: "postgres", kind: "static", owner: "team", value: { password: "short-pw-1" }, settings: fixture.staticSettings(role, { connection: { password_secret: adminSecret } }) },
+    });
+
+    expectProblem(response, 400, "validation_failed");
+    expect(invalidParamNames(response)).toEqual(["value.password"]);
+    expect(response.text).not.toContain("short-pw-1");
+    expect(await broker.query(`select id from secrets where name = '${name}'`)).toEqual([]);
+  });
 });
