@@ -62,11 +62,11 @@ interface Held {
 }
 
 /**
- * Holds one secret's credential for as long as the application uses it: renews the lease
- * at `refreshRatio` of each granted duration (up to 10% earlier, at random), issues a
- * new credential when renewal is refused, the max TTL is reached or the secret was
- * rotated, and calls watchers with each new value. A credential is never returned at or
- * after its expiry.
+ * Holds one secret's credential for as long as the application uses it. It renews the
+ * lease at `refreshRatio` of each granted duration (up to 10% earlier, at random). It
+ * issues a new credential when renewal is refused, the max TTL is reached or the secret
+ * was rotated, and calls watchers with each new value. A credential is never returned at
+ * or after its expiry.
  */
 export class CredentialHolder {
   private held: Held | undefined;

@@ -81,7 +81,7 @@ async function attemptOnce(transport: Transport, request: BrokerRequest, label: 
   return { ok: false, error, retryAfterMs: retryAfterMs(response.headers.get("retry-after"), transport.clock.now()) };
 }
 
-/** The attempt's timeout, and the client's close when there is one. */
+/** Combines the attempt's timeout with the client's close signal, when there is one. */
 function requestSignal(transport: Transport): AbortSignal {
   const timeout = AbortSignal.timeout(transport.requestTimeoutMs);
   return transport.signal ? AbortSignal.any([transport.signal, timeout]) : timeout;
