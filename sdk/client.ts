@@ -148,9 +148,15 @@ export class SecretsBrokerClient {
     const credentialLeases = holders.flatMap((holder) => holder.stop());
     const tokens = this.tokens.liveTokens();
     this.tokens.clear();
-    const tokenLeases = tokens.map((token) => token.leaseId).filter((leaseId): leaseId is string => leaseId !== null);
+    const bearer = tokens.find((token) => token.audience === null);
+    // The token that authorizes the revocations is revoked last, because revoking it ends it.
+    const tokenLeases = tokens
+      .filter((token) => token !== bearer)
+      .map((token) => token.leaseId)
+      .concat(bearer?.leaseId ?? null)
+      .filter((leaseId): leaseId is string => leaseId !== null);
 
-    const result = await this.revokeAtClose(credentialLeases, tokenLeases, tokens.find((token) => token.audience === null)?.accessToken);
+    const result = await this.revokeAtClose(credentialLeases, tokenLeases, bearer?.accessToken);
     this.transport.debug("client.closed", { ...result });
     return result;
   }

@@ -70,6 +70,16 @@ describe("secrets-broker incident", () => {
     expect(result.stderr).toContain(message);
   });
 
+  it("points an auditor with a value file to --fingerprint", async () => {
+    const auditor = await expectAdmin(broker, 201, "POST", "/v1/operator-tokens", { role: "auditor", name: "incident-auditor" });
+
+    const result = await broker.process.cli(["incident", "--value-file", valueFile], { BROKER_TOKEN: auditor.token });
+    transcript.push(result.stdout, result.stderr);
+
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("an auditor passes --fingerprint");
+  });
+
   it("never prints the leaked value", () => {
     expect(transcript.join("\n")).not.toContain(LEAKED);
   });

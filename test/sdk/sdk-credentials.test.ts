@@ -242,6 +242,20 @@ describe("SDK credentials against a broker process", () => {
     expect(await activeLeases(broker, account.accountId)).toEqual([]);
   });
 
+  it("close revokes the broker token it uses last, whatever order the tokens came in", async () => {
+    const audience = "https://db.orders.example";
+    const account = await registerWorkload(broker, { allowed_audiences: [audience] });
+    const secret = await grantedSecret(broker, account.accountId);
+    const sdk = createClient({ broker: broker.address, identity: privateKeyJwt({ clientId: account.accountId, key: account.privateJwk as any }) });
+    await sdk.getCredential(secret.name, { scope: READ_SCOPE });
+    await sdk.getAccessToken({ audience });
+
+    const result = await sdk.close();
+
+    expect(result).toEqual({ revoked: 3, failed: 0 });
+    expect(await activeLeases(broker, account.accountId)).toEqual([]);
+  });
+
   it("close ends a request that is waiting to retry, and nothing is issued after it", async () => {
     const account = await registerWorkload(broker);
     const secret = await grantedSecret(broker, account.accountId);

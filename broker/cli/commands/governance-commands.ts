@@ -10,6 +10,8 @@ const REVIEW_COLUMNS = ["id", "service_account_id", "decision", "reviewer", "rev
 const OVERDUE_COLUMNS = ["service_account_id", "name", "technical_owner", "next_review_at", "days_overdue", "beyond_grace"];
 const EXCEPTION_COLUMNS = ["id", "control", "service_account_id", "secret_id", "accepted_by", "expires_at", "status"];
 const FINDING_COLUMNS = ["severity", "rule", "id", "message"];
+/** With --include-suppressed, the exception that suppresses each finding is shown too. */
+const SUPPRESSED_FINDING_COLUMNS = ["severity", "rule", "id", "exception_id", "message"];
 
 export function addGovernanceCommands(program: Command): void {
   addReviewCommands(program);
@@ -138,7 +140,7 @@ function addFindingsCommand(program: Command): void {
       if (options.json) {
         return printJson(report);
       }
-      printTable(report.items, FINDING_COLUMNS);
+      printTable(report.items, options.includeSuppressed ? SUPPRESSED_FINDING_COLUMNS : FINDING_COLUMNS);
       process.stdout.write(`${report.open} open, ${report.suppressed} suppressed by exceptions\n`);
     });
 }

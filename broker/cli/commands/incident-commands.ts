@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { BrokerClient } from "../broker-client.js";
-import { UsageError } from "../cli-error.js";
+import { CliError, UsageError } from "../cli-error.js";
 import { parseTimeOption } from "../options.js";
 import { printJson, printTable } from "../output.js";
 import { readValueFile } from "../value-file.js";
@@ -53,8 +53,15 @@ function checkIncidentOptions(options: { fingerprint?: string; valueFile?: strin
 
 async function fingerprintOf(client: BrokerClient, file: string): Promise<string> {
   const value = await readValueFile(file, "Put the leaked value in it.");
-  const lookup = await client.json("POST", "/v1/fingerprints", { value });
-  return lookup.fingerprint;
+  try {
+    const lookup = await client.json("POST", "/v1/fingerprints", { value });
+    return lookup.fingerprint;
+  } catch (error) {
+    if (error instanceof CliError && error.problem?.["status"] === 403) {
+      throw new CliError(`${error.message}; an auditor passes --fingerprint with a fingerprint that an operator computed`);
+    }
+    throw error;
+  }
 }
 
 function reportQuery(fingerprint: string | undefined, options: { serviceAccount?: string; from?: string; to?: string }): string {
