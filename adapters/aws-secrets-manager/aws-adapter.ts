@@ -16,7 +16,7 @@ import { ConnectionPools } from "../postgres/connection-pools.js";
 import { type AwsCall, prepareAwsCall } from "./aws-call.js";
 import { AwsClients, type AwsCredentials } from "./aws-clients.js";
 import { getSecretValue } from "./aws-operations.js";
-import { parseAwsSettings } from "./aws-settings.js";
+import { DEFAULT_STAGE, parseAwsSettings } from "./aws-settings.js";
 import { checkDatabaseLogin, newDatabaseValue, setDatabasePassword } from "./database-rotation.js";
 import { describeAwsRotation } from "./external-rotation.js";
 import { replaceField, toSecretData } from "./secret-value.js";
@@ -60,7 +60,7 @@ export class AwsSecretsManagerAdapter implements SecretAdapter {
   async issue(call: AdapterCall, _request: IssueRequest): Promise<IssuedCredential> {
     const aws = this.#prepare(call);
     const { version_id: versionId, version_stage: stage } = aws.settings;
-    const value = await getSecretValue(aws, versionId === undefined ? { stage } : { versionId });
+    const value = await getSecretValue(aws, versionId === undefined ? { stage: stage ?? DEFAULT_STAGE } : { versionId });
     return { data: toSecretData(value), version: value.VersionId ?? null, upstreamLeaseId: null };
   }
 

@@ -30,7 +30,7 @@ export interface AwsSecretSettings {
   /** Endpoint URL that replaces the regional endpoint, as AWS_ENDPOINT_URL_SECRETS_MANAGER does. */
   endpoint?: string;
   /** The staging label that leased reads take; AWSCURRENT unless `version_id` pins a version. */
-  version_stage: string;
+  version_stage?: string;
   version_id?: string;
   timeouts: { connect_ms: number; request_ms: number };
   retry: { mode: (typeof RETRY_MODES)[number]; max_attempts: number };
@@ -113,7 +113,8 @@ export function parseAwsSettings(kind: SecretKind, settings: unknown): AwsSecret
   return {
     ...rest,
     ...(resolvedRegion === undefined ? {} : { region: resolvedRegion }),
-    version_stage: version_stage ?? DEFAULT_STAGE,
+    // A pinned version_id reads that version; only without one does the stage default to AWSCURRENT.
+    ...(rest.version_id === undefined ? { version_stage: version_stage ?? DEFAULT_STAGE } : {}),
     ...(database === undefined ? {} : { database: parseDatabaseSettings(database) }),
   };
 }

@@ -47,6 +47,12 @@ export function replaceField(secretName: string, current: Pick<GetSecretValueCom
     throw new UpstreamRejected(`secret ${secretName} has a binary value in AWS; the broker rotates only SecretString values, so give the new value with the rotation`);
   }
   const object = parseObject(current.SecretString);
+  if (object && !(field in object)) {
+    // A generated value in a new field would leave the credential the application uses unchanged.
+    throw new UpstreamRejected(
+      `generate.field '${field}' of secret ${secretName} is not a field of its JSON value in AWS, whose fields are ${Object.keys(object).join(", ")}; set generate.field to the field that holds the credential (PATCH /v1/secrets/{id})`,
+    );
+  }
   return object ? JSON.stringify({ ...object, [field]: newValue }) : newValue;
 }
 

@@ -41,7 +41,7 @@ export class KvRotation {
       throw new UpstreamRejected(`current version '${request.current?.version}' of secret ${secret.name} is not a Vault KV version number`);
     }
 
-    const data = request.value ?? { ...(await this.latestData(kv, secret.name, cas)), ...generatedField(secret.name, secret.generate) };
+    const data = request.value ?? (await this.generatedData(kv, secret.name, secret.generate, cas));
     const version = await writeKvVersion(kv, secret.name, data, cas);
     return { version, sealedValue: await sealCopy(this.sealer, secret, version, data), data };
   }
@@ -73,6 +73,24 @@ export class KvRotation {
     const previous = await readKvVersion(kv, secret.name, current.version);
     const restored = await writeKvVersion(kv, secret.name, previous.data, latest);
     this.logger?.warn({ secretId: secret.id, pendingVersion: pending.version, currentVersion: current.version, restoredVersion: restored }, "restored the previous value in Vault as a new version");
+  }
+
+  /**
+   * Returns the latest data with the policy's field replaced by a generated value. The
+   * field must already be in the Vault secret when it has fields: a generated value in a
+   * new field would leave the credential the application uses unchanged.
+   */
+  private async generatedData(kv: KvCall, secretName: string, policy: GeneratePolicy | null, cas: number): Promise<SecretData> {
+    const generated = generatedField(secretName, policy);
+    const latest = await this.latestData(kv, secretName, cas);
+    const fields = Object.keys(latest);
+    const field = policy!.field;
+    if (fields.length > 0 && !fields.includes(field)) {
+      throw new UpstreamRejected(
+        `generate.field '${field}' of secret ${secretName} is not a field of its Vault secret, whose fields are ${fields.join(", ")}; set generate.field to the field that holds the credential (PATCH /v1/secrets/{id})`,
+      );
+    }
+    return { ...latest, ...generated };
   }
 
   /** Returns the data of version `cas`, so that a generated field replaces one field and keeps the others; {} for a new or deleted key. */

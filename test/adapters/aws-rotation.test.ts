@@ -205,6 +205,19 @@ describe("aws-secrets-manager adapter rotation", () => {
     expect(secret.versions.size).toBe(2);
   });
 
+  it("generate field missing from the JSON value refused", async () => {
+    const { name, secret, currentId, rotationId } = seeded({ username: "orders_app", password: "old-password-000" });
+    const call = awsCall(standinSettings(standin, name), { secret: { generate: { length: 24, classes: ["lower", "digits"], field: "value" } } });
+
+    const error = await errorOf(adapter.createPending(call, { rotationId, current: { version: currentId, sealedValue: null } }));
+
+    expect(error.code).toBe("upstream_rejected");
+    expect(error.message).toContain("generate.field 'value'");
+    expect(error.message).toContain("username, password");
+    expect(error.message).not.toContain("old-password-000");
+    expect(secret.versions.size).toBe(1);
+  });
+
   it("binary secret not rotated without a value", async () => {
     sequence += 1;
     const binary: StoredSecret = standin.store.create(`rotation/binary-${sequence}`, { secretBinary: "AAEC" }, undefined);

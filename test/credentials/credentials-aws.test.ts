@@ -69,6 +69,23 @@ describe("AWS Secrets Manager credentials", () => {
     expect(credential.version).toBe(versionId);
   });
 
+  it("pinned version_id read and recorded", async () => {
+    const awsName = `prod/${uniqueName("pinned")}`;
+    const stored = seedSecret(standin, awsName, { password: "pw-pinned-4" });
+    const pinned = [...stored.versions.keys()][0]!;
+    standin.store.put(stored, { secretString: JSON.stringify({ password: "pw-newer-4" }) }, "v2-token-0000000000000000000000000004", ["AWSCURRENT"]);
+    values.push("pw-pinned-4", "pw-newer-4");
+
+    const secret = await createSecret(broker, { name: `aws/${uniqueName("pinned")}`, adapter: ADAPTER, generate: undefined, settings: standinSettings(standin, awsName, { version_id: pinned }) });
+    const { workload, accessToken } = await workloadWithToken(broker);
+    await createGrant(broker, { service_account_id: workload.accountId, secret: secret.name });
+    const credential = await obtainCredential(broker, accessToken, { secret: secret.name });
+
+    expect(secret.settings).not.toHaveProperty("version_stage");
+    expect(credential.data).toEqual({ password: "pw-pinned-4" });
+    expect(credential.version).toBe(pinned);
+  });
+
   it("throttled read retried and issued", async () => {
     const { secret, accessToken } = await grantedSecret("plain-throttled-4");
     standin.failNext("GetSecretValue", { type: "ThrottlingException", message: "Rate exceeded" }, 1);

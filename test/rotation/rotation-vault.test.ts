@@ -122,6 +122,20 @@ describe("rotation of Vault secrets", () => {
     expect(await currentVersion(secret.id)).toBe("1");
   });
 
+  it("generate field missing from the Vault secret stops", async () => {
+    const { secret, path } = await kvSecret();
+    const patched = await broker.request("PATCH", `/v1/secrets/${secret.id}`, { token: broker.tokens.operator, body: { generate: { length: 32, field: "value" } } });
+    expect(patched.status, patched.text).toBe(200);
+
+    expect(await rotate(secret.id)).toEqual(["rolled_back"]);
+
+    const rotation = await latestRotation(secret.id);
+    expect(rotation).toMatchObject({ status: "rolled_back", failed_step: "create" });
+    expect(rotation.error).toContain("generate.field 'value'");
+    expect(rotation.error).toContain("username, password");
+    expect(vault.standin.kv.currentVersion(path)).toBe(1);
+  });
+
   it("failed test step restores the previous value", async () => {
     const { secret, path } = await kvSecret();
     const previous = vault.standin.kv.readData(path, 1);
