@@ -9,7 +9,8 @@ const SECRET_NAME_PATTERN = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
 const SECRET_ARN_PATTERN = /^arn:aws[a-z-]*:secretsmanager:([a-z0-9-]+):\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$/;
 const REGION_PATTERN = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
 /** VersionIds are ClientRequestTokens: 32 to 64 characters. */
-const VERSION_ID_PATTERN = /^[A-Za-z0-9-]{32,64}$/;
+/** A VersionId: AWS's own are UUIDs, and the broker's rotations use `secrets-broker-<rotation id>`, which contains `_`. */
+const VERSION_ID_PATTERN = /^[A-Za-z0-9_-]{32,64}$/;
 /** Staging labels: 1 to 256 characters. */
 const STAGE_PATTERN = /^[A-Za-z0-9_.:/+=@-]{1,256}$/;
 
@@ -57,7 +58,7 @@ const settingsSchema = z
         .url({ protocol: /^https?$/, error: "must be an http or https URL such as https://secretsmanager.eu-west-1.amazonaws.com" })
         .optional(),
       version_stage: z.string({ error: "must be a string" }).regex(STAGE_PATTERN, "must be a staging label such as AWSCURRENT").optional(),
-      version_id: z.string({ error: "must be a string" }).regex(VERSION_ID_PATTERN, "must be a VersionId: 32 to 64 letters, digits or -").optional(),
+      version_id: z.string({ error: "must be a string" }).regex(VERSION_ID_PATTERN, "must be a VersionId: 32 to 64 letters, digits, - or _").optional(),
       timeouts: z
         .strictObject(
           {

@@ -31,6 +31,16 @@ describe("aws-secrets-manager adapter settings", () => {
     });
   });
 
+  it("pinned version_id without a stage, and the broker's own VersionIds accepted", () => {
+    const pinned = `secrets-broker-rot_${"0a".repeat(12)}`;
+
+    const settings = adapter.parseSettings("static", { secret_id: "prod/orders/api-key", version_id: pinned });
+
+    expect(settings).toMatchObject({ version_id: pinned });
+    expect(settings).not.toHaveProperty("version_stage");
+    expect(adapter.parseSettings("static", settings)).toEqual(settings);
+  });
+
   it("region taken from an ARN", () => {
     const settings = adapter.parseSettings("static", { secret_id: ARN }) as { region: string };
 

@@ -56,6 +56,14 @@ describe("secrets-broker rotate and rotations commands", () => {
     const badTimeout = await broker.cli(["rotate", secretName, "--wait", "--timeout", "soon"], asAdmin);
     expect(badTimeout.code).toBe(2);
 
+    const timeoutWithoutWait = await broker.cli(["rotate", secretName, "--timeout", "5"], asAdmin);
+    expect(timeoutWithoutWait.code).toBe(2);
+    expect(timeoutWithoutWait.stderr).toContain("--timeout applies to --wait only");
+
+    const zeroTimeout = await broker.cli(["rotate", secretName, "--wait", "--timeout", "0"], asAdmin);
+    expect(zeroTimeout.code).toBe(2);
+    expect(zeroTimeout.stderr).toContain("at least 1 second");
+
     const badStatus = await broker.cli(["rotations", "list", "--status", "stuck"], asAdmin);
     expect(badStatus.code).toBe(1);
     expect(badStatus.stderr).toContain("status");

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { BrokerClient } from "../broker-client.js";
-import { CliError } from "../cli-error.js";
+import { CliError, UsageError } from "../cli-error.js";
 import { parseIntegerOption } from "../options.js";
 import { printFields, printJson, printTable } from "../output.js";
 import { resolveSecretId } from "../resolve-secret.js";
@@ -18,9 +18,15 @@ export function addRotationCommands(program: Command): void {
     .option("--compromise", "also revoke every live lease of the older versions when the new one is current")
     .option("--reason <text>", "why, for the audit log")
     .option("--wait", "wait until the rotation completes or rolls back; exit 1 on rollback")
-    .option("--timeout <seconds>", "with --wait, give up after this many seconds", (value) => parseIntegerOption("--timeout", value), DEFAULT_WAIT_SECONDS)
+    .option("--timeout <seconds>", `with --wait, give up after this many seconds (default ${DEFAULT_WAIT_SECONDS})`, (value) => parseIntegerOption("--timeout", value))
     .option("--json", "print JSON")
     .action(async (secret: string, options) => {
+      if (options.timeout !== undefined && !options.wait) {
+        throw new UsageError("--timeout applies to --wait only; add --wait, or leave --timeout out");
+      }
+      if (options.timeout !== undefined && options.timeout < 1) {
+        throw new UsageError("--timeout must be at least 1 second");
+      }
       const client = BrokerClient.fromEnvironment();
       const secretId = await resolveSecretId(client, secret);
       let rotation = await client.json("POST", `/v1/secrets/${encodeURIComponent(secretId)}/rotate`, {
@@ -28,7 +34,7 @@ export function addRotationCommands(program: Command): void {
         mode: options.compromise ? "compromise" : "normal",
       });
       if (options.wait) {
-        rotation = await waitForRotation(client, rotation.id, options.timeout);
+        rotation = await waitForRotation(client, rotation.id, options.timeout ?? DEFAULT_WAIT_SECONDS);
       }
       if (options.json) {
         printJson(rotation);
@@ -66,7 +72,7 @@ async function waitForRotation(client: BrokerClient, rotationId: string, timeout
       return rotation;
     }
     if (Date.now() > deadline) {
-      throw new CliError(`rotation ${rotationId} is still in progress after ${timeoutSeconds} s (last step: ${rotation.last_step ?? "none"}); check it with GET /v1/rotations/${rotationId}`);
+      throw new CliError(`rotation ${rotationId} is still in progress after ${timeoutSeconds} s (last step: ${rotation.last_step ?? "none"}); check it with secrets-broker rotations list --secret ${rotation.secret_id}`);
     }
     await new Promise((resolve) => setTimeout(resolve, WAIT_POLL_MS));
   }
