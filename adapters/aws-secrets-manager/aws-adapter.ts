@@ -57,6 +57,12 @@ export class AwsSecretsManagerAdapter implements SecretAdapter {
     return parseAwsSettings(kind, settings) as unknown as Record<string, unknown>;
   }
 
+  /** The AWS secret, by the name or ARN the settings give, in its region and at its endpoint. */
+  upstreamKey(settings: Record<string, unknown>): string | null {
+    const { secret_id: secretId, region, endpoint } = settings as { secret_id: string; region?: string; endpoint?: string };
+    return `${endpoint ?? "aws"} ${region ?? "default region"} ${secretId}`;
+  }
+
   async issue(call: AdapterCall, _request: IssueRequest): Promise<IssuedCredential> {
     const aws = this.#prepare(call);
     const { version_id: versionId, version_stage: stage } = aws.settings;

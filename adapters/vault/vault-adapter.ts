@@ -20,7 +20,7 @@ import { StaticRoleRotation } from "./static-role-rotation.js";
 import { renewVaultLease, requireOwnLease, revokeVaultLease, revokeVaultLeasePrefix, rolePrefix } from "./vault-leases.js";
 import type { VaultTokenEvent } from "./vault-session.js";
 import { type PreparedVaultCall, VaultSessions } from "./vault-sessions.js";
-import { parseVaultSettings, type VaultDynamicSettings, type VaultStaticSettings } from "./vault-settings.js";
+import { describeLocation, parseVaultSettings, type VaultDynamicSettings, type VaultStaticSettings } from "./vault-settings.js";
 
 const ROTATION_UNSUPPORTED = "dynamic Vault secrets do not rotate; each lease gets its own database credential, so revoke leases to end credentials";
 
@@ -61,6 +61,12 @@ export class VaultAdapter implements SecretAdapter {
 
   parseSettings(kind: SecretKind, settings: unknown): Record<string, unknown> {
     return parseVaultSettings(kind, settings);
+  }
+
+  /** A static secret's KV path or static role, on its Vault server and namespace. */
+  upstreamKey(settings: Record<string, unknown>): string | null {
+    const parsed = settings as unknown as VaultStaticSettings;
+    return parsed.kv || parsed.static_role ? describeLocation(parsed) : null;
   }
 
   /**

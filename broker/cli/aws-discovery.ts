@@ -24,6 +24,8 @@ export interface DiscoveryOptions {
   applicationTag: string;
   /** Owner for secrets without the owner tag; without it they are skipped. */
   defaultOwner?: string;
+  /** Broker secret names in use, so that the dry run shows the names that --apply could not create. */
+  takenNames?: Set<string>;
 }
 
 /** Broker secret names: lowercase path segments of letters, digits, '.', '_' or '-'. */
@@ -35,6 +37,7 @@ const INVALID_NAME_CHARACTERS = /[^a-z0-9._/-]+/g;
  * `registered`; one without an owner is skipped.
  */
 export function planDiscovery(entries: SecretListEntry[], registeredIds: Set<string>, options: DiscoveryOptions): DiscoveredSecret[] {
+  const taken = new Set(options.takenNames ?? []);
   return entries.map((entry) => {
     const tags = new Map((entry.Tags ?? []).map((tag) => [tag.Key ?? "", tag.Value ?? ""]));
     const owner = tags.get(options.ownerTag) || options.defaultOwner || null;
@@ -54,6 +57,10 @@ export function planDiscovery(entries: SecretListEntry[], registeredIds: Set<str
     if (owner === null) {
       return { ...discovered, action: "skip", reason: `no ${options.ownerTag} tag; tag the secret or give --default-owner` };
     }
+    if (taken.has(discovered.name)) {
+      return { ...discovered, action: "skip", reason: `the broker name ${discovered.name} is taken, by another secret or by an AWS name that differs only in case; register this one by hand under another name` };
+    }
+    taken.add(discovered.name);
     return discovered;
   });
 }

@@ -39,6 +39,7 @@ export async function createSecret(deps: BrokerDeps, context: RequestContext, in
   const settings = deps.adapters.parseSettings(input.adapter, input.kind, input.settings);
   checkInitialValue(input);
   await ensureSecretNameFree(deps.db, input.name);
+  await ensureUpstreamFree(deps, input.adapter, input.kind, settings);
 
   const now = deps.clock.now();
   const row: SecretRow = {
@@ -154,6 +155,23 @@ async function ensureSecretNameFree(db: Executor, name: string): Promise<void> {
     .where(and(eq(secrets.name, name), isNull(secrets.deletedAt)));
   if (existing) {
     throw new Conflict(`a secret named '${name}' already exists (${existing.id}); choose another name or delete it first`);
+  }
+}
+
+/** Refuses a second static secret for the upstream secret an existing one already points at. */
+async function ensureUpstreamFree(deps: BrokerDeps, adapterName: string, kind: SecretKind, settings: Record<string, unknown>): Promise<void> {
+  const adapter = deps.adapters.get(adapterName);
+  const key = kind === "static" ? (adapter.upstreamKey?.(settings) ?? null) : null;
+  if (key === null) {
+    return;
+  }
+  const others = await deps.db
+    .select({ id: secrets.id, name: secrets.name, settings: secrets.settings })
+    .from(secrets)
+    .where(and(eq(secrets.adapter, adapterName), eq(secrets.kind, "static"), isNull(secrets.deletedAt)));
+  const same = others.find((other) => adapter.upstreamKey!(other.settings as Record<string, unknown>) === key);
+  if (same) {
+    throw new Conflict(`secret '${same.name}' (${same.id}) already refers to ${key}; use that secret, or delete it first, so that one broker secret records that upstream's versions`);
   }
 }
 

@@ -137,4 +137,21 @@ describe("secrets-broker discover aws", () => {
     expect(broker.output()).not.toContain("key-payments");
     expect(broker.output()).not.toContain(standin.credentials.secretAccessKey);
   });
+  it("dry run skips broker names that are taken", async () => {
+    seedSecret(standin, "prod/case/Token", "upper", { tags: [{ Key: "owner", Value: "team-case" }] });
+    seedSecret(standin, "prod/case/token", "lower", { tags: [{ Key: "owner", Value: "team-case" }] });
+    seedSecret(standin, "prod/legacy/key", "legacy", { tags: [{ Key: "owner", Value: "team-legacy" }] });
+    const local = await broker.cli(["secret", "create", "--name", "aws/prod/legacy/key", "--owner", "team-legacy", "--json"], asAdmin);
+    expect(local.code, local.stderr).toBe(0);
+
+    const result = await discover(["--json"]);
+
+    expect(result.code, result.stderr).toBe(0);
+    const found = byName(result);
+    const pair = [found.get("prod/case/Token"), found.get("prod/case/token")];
+    expect(pair.map((entry) => entry.name)).toEqual(["aws/prod/case/token", "aws/prod/case/token"]);
+    expect(pair.map((entry) => entry.action).sort()).toEqual(["register", "skip"]);
+    expect(pair.find((entry) => entry.action === "skip").reason).toContain("aws/prod/case/token is taken");
+    expect(found.get("prod/legacy/key")).toMatchObject({ action: "skip", reason: expect.stringContaining("aws/prod/legacy/key is taken") });
+  });
 });

@@ -92,7 +92,7 @@ describe("secrets-broker discover vault", () => {
 
     const again = await cli(discoverArgs("--json"));
     expect(again.code, again.stderr).toBe(0);
-    expect(JSON.parse(again.stdout).secrets.map((secret: { result: string }) => secret.result)).toEqual(Array(5).fill("would create"));
+    expect(JSON.parse(again.stdout).secrets.map((secret: { result: string }) => secret.result)).toEqual(Array(5).fill("exists"));
     const reapplied = await cli(discoverArgs("--apply", "--json"));
     expect(JSON.parse(reapplied.stdout).secrets.map((secret: { result: string }) => secret.result)).toEqual(Array(5).fill("exists"));
   });

@@ -86,6 +86,19 @@ describe("AWS Secrets Manager credentials", () => {
     expect(credential.version).toBe(pinned);
   });
 
+  it("second registration of one AWS secret refused", async () => {
+    const { secret } = await grantedSecret({ password: "pw-twice-5" });
+    const settings = secret.settings;
+
+    const again = await broker.request("POST", "/v1/secrets", {
+      token: broker.tokens.operator,
+      body: { name: `aws/${uniqueName("again")}`, adapter: ADAPTER, kind: "static", owner: "team-orders", settings },
+    });
+
+    expectProblem(again, 409, "conflict");
+    expect(again.json.detail).toContain(`secret '${secret.name}' (${secret.id}) already refers to`);
+  });
+
   it("throttled read retried and issued", async () => {
     const { secret, accessToken } = await grantedSecret("plain-throttled-4");
     standin.failNext("GetSecretValue", { type: "ThrottlingException", message: "Rate exceeded" }, 1);

@@ -122,6 +122,18 @@ describe("rotation of Vault secrets", () => {
     expect(await currentVersion(secret.id)).toBe("1");
   });
 
+  it("second secret on one KV path refused", async () => {
+    const { secret } = await kvSecret();
+
+    const again = await broker.request("POST", "/v1/secrets", {
+      token: broker.tokens.operator,
+      body: { name: `vault/${uniqueName("again")}`, adapter: "vault", kind: "static", owner: "team-orders", settings: secret.settings },
+    });
+
+    expect(again.status, again.text).toBe(409);
+    expect(again.json.detail).toContain(`secret '${secret.name}' (${secret.id}) already refers to`);
+  });
+
   it("generate field missing from the Vault secret stops", async () => {
     const { secret, path } = await kvSecret();
     const patched = await broker.request("PATCH", `/v1/secrets/${secret.id}`, { token: broker.tokens.operator, body: { generate: { length: 32, field: "value" } } });

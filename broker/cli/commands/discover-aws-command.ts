@@ -25,7 +25,7 @@ export function addDiscoverAwsCommand(discover: Command): void {
     .option("--json", "print JSON")
     .action(async (options) => {
       const client = BrokerClient.fromEnvironment();
-      const registered = await registeredAwsIds(client);
+      const { registered, names } = await brokerSecrets(client);
       const entries = await listAwsSecrets({ prefix: options.prefix, region: options.region, endpoint: options.endpoint, signal: AbortSignal.timeout(LIST_TIMEOUT_MS) }).catch(
         (error: Error) => {
           throw new CliError(`listing AWS Secrets Manager secrets failed (${error.name}: ${error.message}); check the AWS credentials, region and endpoint`);
@@ -36,13 +36,14 @@ export function addDiscoverAwsCommand(discover: Command): void {
         ownerTag: options.ownerTag,
         applicationTag: options.applicationTag,
         defaultOwner: options.defaultOwner,
+        takenNames: names,
       });
       const results = options.apply ? await register(client, plan, options.endpoint) : plan;
 
       if (options.json) {
         printJson({ dry_run: !options.apply, secrets: results });
       } else {
-        process.stdout.write(options.apply ? "registered:\n" : "dry run; run with --apply to register:\n");
+        process.stdout.write(options.apply ? "outcome of each secret:\n" : "dry run; run with --apply to register:\n");
         printTable(results as unknown as Record<string, unknown>[], DISCOVERY_COLUMNS);
       }
       if (results.some((result) => result.action === "failed")) {
@@ -71,8 +72,12 @@ async function register(client: BrokerClient, plan: DiscoveredSecret[], endpoint
   return results;
 }
 
-/** Returns the secret_id of every live broker secret of the AWS adapter. */
-async function registeredAwsIds(client: BrokerClient): Promise<Set<string>> {
-  const secrets = await client.listAll<{ settings: { secret_id?: string } }>("/v1/secrets", { adapter: "aws-secrets-manager" });
-  return new Set(secrets.map((secret) => secret.settings.secret_id).filter((id): id is string => typeof id === "string"));
+/** Returns the secret_id of every live broker secret of the AWS adapter, and every broker secret name in use. */
+async function brokerSecrets(client: BrokerClient): Promise<{ registered: Set<string>; names: Set<string> }> {
+  const secrets = await client.listAll<{ name: string; adapter: string; settings: { secret_id?: string } }>("/v1/secrets");
+  const aws = secrets.filter((secret) => secret.adapter === "aws-secrets-manager");
+  return {
+    registered: new Set(aws.map((secret) => secret.settings.secret_id).filter((id): id is string => typeof id === "string")),
+    names: new Set(secrets.map((secret) => secret.name)),
+  };
 }

@@ -62,7 +62,7 @@ export function addDiscoverVaultCommand(discover: Command): void {
         connection: settings.connection,
         auth: settings.auth,
       });
-      const results = options.apply ? await register(plan.secrets, options.owner) : plan.secrets.map(() => "would create");
+      const results = options.apply ? await register(plan.secrets, options.owner) : await dryRun(plan.secrets);
       report(plan.secrets, results, plan.warnings, Boolean(options.apply), Boolean(options.json));
       if (results.some((result) => result.startsWith("failed"))) {
         throw new CliError("some secrets could not be registered; see the result column");
@@ -124,6 +124,12 @@ async function register(secrets: PlannedSecret[], owner: string): Promise<string
   return results;
 }
 
+/** Marks the names the broker already has as "exists", as --apply would report them. */
+async function dryRun(secrets: PlannedSecret[]): Promise<string[]> {
+  const existing = new Set((await BrokerClient.fromEnvironment().listAll<{ name: string }>("/v1/secrets")).map((secret) => secret.name));
+  return secrets.map((secret) => (existing.has(secret.name) ? "exists" : "would create"));
+}
+
 function report(secrets: PlannedSecret[], results: string[], warnings: string[], applied: boolean, json: boolean): void {
   const rows = secrets.map((secret, index) => ({ name: secret.name, kind: secret.kind, vault_path: secret.vault_path, result: results[index] }));
   if (json) {
@@ -135,6 +141,7 @@ function report(secrets: PlannedSecret[], results: string[], warnings: string[],
   }
   printTable(rows, PLAN_COLUMNS);
   if (!applied) {
-    process.stdout.write(`dry run: ${rows.length} secret(s) would be registered; run again with --apply to register them\n`);
+    const creatable = rows.filter((row) => row.result === "would create").length;
+    process.stdout.write(`dry run: ${creatable} secret(s) would be registered; run again with --apply to register them\n`);
   }
 }
