@@ -160,10 +160,11 @@ export interface SecretAdapter {
   describeRotation?(call: AdapterCall): Promise<UpstreamRotation>;
 
   /**
-   * Names the upstream secret that a static secret's settings point at (a Vault KV path,
-   * an AWS secret), so that the broker refuses a second broker secret for it: two would
-   * each record their own versions of one upstream value and drift apart. Null when the
-   * settings name no such secret. Adapters that keep the value themselves leave it out.
+   * Names the upstream secret that a static secret's settings point at, such as a Vault
+   * KV path or an AWS secret. The broker refuses a second broker secret for it, because
+   * two would each record their own versions of one upstream value and drift apart.
+   * Returns null when the settings name no such secret. Adapters that keep the value
+   * themselves leave it out.
    */
   upstreamKey?(settings: Record<string, unknown>): string | null;
 

@@ -23,8 +23,8 @@ const VAULT_ADAPTER = "vault";
 const AWS_ADAPTER = "aws-secrets-manager";
 /**
  * Adapters whose static secrets get their first version at creation. The local and
- * postgres adapters keep the value in the broker; the vault adapter records the version
- * Vault has (or writes `value` as a new one); the AWS adapter records the VersionId of
+ * postgres adapters keep the value in the broker. The vault adapter records the version
+ * Vault has, or writes `value` as a new one. The AWS adapter records the VersionId of
  * AWSCURRENT, and the value stays in AWS.
  */
 const STORED_VALUE_ADAPTERS = new Set([LOCAL_ADAPTER, POSTGRES_ADAPTER, VAULT_ADAPTER, AWS_ADAPTER]);
