@@ -1,7 +1,7 @@
 import { and, gte, lt, max, min } from "drizzle-orm";
 import type { Db } from "../db/database.js";
 import { auditEvents } from "../db/schema.js";
-import { type AuditEventView, streamAuditEvents } from "../audit/audit-query.js";
+import type { AuditEventView } from "../audit/audit-query.js";
 import { GENESIS_HASH, hashEvent } from "../audit/chain.js";
 import type { EvidenceWindow } from "./evidence-tables.js";
 
@@ -36,13 +36,6 @@ export async function segmentRange(db: Db, window: EvidenceWindow): Promise<{ fi
     return undefined;
   }
   return { first: Number(range.first), last: Number(range.last) };
-}
-
-/** Yields the segment's events in sequence order, checking each link as it goes. */
-export async function* streamSegment(db: Db, range: { first: number; last: number }): AsyncGenerator<AuditEventView> {
-  for await (const event of streamAuditEvents(db, { afterSeq: range.first - 1, limit: range.last - range.first + 1 })) {
-    yield event;
-  }
 }
 
 /** Checks one event against its predecessor in a segment; returns the reason it fails, or undefined. */

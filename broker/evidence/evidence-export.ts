@@ -1,11 +1,11 @@
 import path from "node:path";
-import type { AuditEventView } from "../audit/audit-query.js";
+import { type AuditEventView, streamAuditEvents } from "../audit/audit-query.js";
 import type { Db } from "../db/database.js";
 import { computeFindings } from "../governance/findings/compute-findings.js";
 import type { FindingSettings } from "../governance/findings/finding-types.js";
-import { csvRecord } from "../lineage/csv-encoding.js";
+import { csvCell, csvRecord } from "../lineage/csv-encoding.js";
 import type { SigningKeyRing } from "../tokens/signing-key-ring.js";
-import { type AuditSegment, checkLink, EMPTY_SEGMENT, isAuthEvent, segmentRange, streamSegment } from "./audit-segment.js";
+import { type AuditSegment, checkLink, EMPTY_SEGMENT, isAuthEvent, segmentRange } from "./audit-segment.js";
 import { assessControls } from "./evidence-controls.js";
 import { controlsMarkdown, oscalAssessmentResults } from "./evidence-documents.js";
 import { type EvidenceManifest, MANIFEST_FILE, MANIFEST_FORMAT, signManifest, SIGNATURE_FILE } from "./evidence-manifest.js";
@@ -95,7 +95,7 @@ async function writeAuditSegment(db: Db, dir: string, window: EvidenceWindow, fi
     await authCsv.write(csvRecord(AUDIT_COLUMNS));
     const range = await segmentRange(db, window);
     let previous: AuditEventView | undefined;
-    for await (const event of range ? streamSegment(db, range) : []) {
+    for await (const event of range ? streamAuditEvents(db, { afterSeq: range.first - 1, limit: range.last - range.first + 1 }) : []) {
       problem ??= checkLink(event, previous);
       if (previous === undefined) segment = { ...segment, first_seq: event.seq, first_prev_hash: event.prev_hash };
       segment = { ...segment, last_seq: event.seq, last_hash: event.hash, events: segment.events + 1 };
@@ -117,13 +117,4 @@ async function writeWhole(dir: string, name: string, content: string): Promise<W
   const file = new HashingFile(name, path.join(dir, name));
   await file.write(content);
   return file.close();
-}
-
-/** Renders a value as a CSV cell: times in RFC 3339, lists space-separated, objects as JSON. */
-function csvCell(value: unknown): string {
-  if (value === null || value === undefined) return "";
-  if (value instanceof Date) return value.toISOString();
-  if (Array.isArray(value)) return value.join(" ");
-  if (typeof value === "object") return JSON.stringify(value);
-  return String(value);
 }

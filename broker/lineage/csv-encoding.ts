@@ -20,6 +20,15 @@ export function csvRecord(cells: readonly string[]): string {
   return cells.map((cell) => quoteField(neutralizeFormula(cell))).join(",") + CSV_RECORD_END;
 }
 
+/** Renders a value as a CSV cell: null and undefined empty, times in RFC 3339, lists space-separated (as an OAuth `scope`), objects as JSON. */
+export function csvCell(value: unknown): string {
+  if (value === null || value === undefined) return "";
+  if (value instanceof Date) return value.toISOString();
+  if (Array.isArray(value)) return value.join(" ");
+  if (typeof value === "object") return JSON.stringify(value);
+  return String(value);
+}
+
 export function neutralizeFormula(cell: string): string {
   return FORMULA_START.test(cell) ? `'${cell}` : cell;
 }

@@ -1,4 +1,4 @@
-import { csvRecord } from "./csv-encoding.js";
+import { csvCell, csvRecord } from "./csv-encoding.js";
 import type { LineageRecord } from "./lineage-query.js";
 
 export const LINEAGE_FORMATS = ["json", "ndjson", "csv"] as const;
@@ -78,11 +78,4 @@ async function* jsonArray(pages: AsyncIterable<LineageRecord[]>): AsyncGenerator
     yield items.join("");
   }
   yield written === 0 ? "[]\n" : "\n]\n";
-}
-
-/** Null becomes an empty cell and scopes are joined with spaces, as in an OAuth `scope` value. */
-function csvCell(value: LineageRecord[keyof LineageRecord]): string {
-  if (value === null) return "";
-  if (Array.isArray(value)) return value.join(" ");
-  return String(value);
 }
