@@ -57,7 +57,7 @@ export class AwsSecretsManagerAdapter implements SecretAdapter {
     return parseAwsSettings(kind, settings) as unknown as Record<string, unknown>;
   }
 
-  /** The AWS secret, by the name or ARN the settings give, in its region and at its endpoint. */
+  /** Returns the AWS secret, by the name or ARN the settings give, in its region and at its endpoint. */
   upstreamKey(settings: Record<string, unknown>): string | null {
     const { secret_id: secretId, region, endpoint } = settings as { secret_id: string; region?: string; endpoint?: string };
     return `${endpoint ?? "aws"} ${region ?? "default region"} ${secretId}`;

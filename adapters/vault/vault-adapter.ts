@@ -63,7 +63,7 @@ export class VaultAdapter implements SecretAdapter {
     return parseVaultSettings(kind, settings);
   }
 
-  /** A static secret's KV path or static role, on its Vault server and namespace. */
+  /** Returns a static secret's KV path or static role, on its Vault server and namespace. */
   upstreamKey(settings: Record<string, unknown>): string | null {
     const parsed = settings as unknown as VaultStaticSettings;
     return parsed.kv || parsed.static_role ? describeLocation(parsed) : null;

@@ -35,9 +35,9 @@ const RENEWAL_REFUSED_STATUSES = new Set([400, 403]);
 
 /**
  * One Vault connection with the broker's own token. `run` makes sure the token is live
- * before a request: it logs in (AppRole) or looks the token up (token auth) the first
- * time, renews it with renew-self once half its TTL has passed, and logs in again when
- * Vault refuses the renewal or returns 403 for a request for a token it had accepted.
+ * before a request. The first time, it logs in (AppRole) or looks the token up (token
+ * auth). It renews the token with renew-self once half its TTL has passed, and logs in
+ * again when Vault rejects the renewal or returns 403 for a token it had accepted.
  * Logs and errors name the token's accessor, never the token.
  */
 export class VaultSession {

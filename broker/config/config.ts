@@ -36,7 +36,7 @@ export interface BrokerConfig {
   rotationSchedule: string;
   /** How long a process's claim on a rotation lasts without a heartbeat, in milliseconds. */
   rotationClaimTtlMs: number;
-  /** What the review check does to an active account whose access review is overdue beyond the grace period. */
+  /** The review check's action on an active account whose access review is overdue beyond the grace period. */
   reviewOverdueAction: ReviewOverdueAction;
   /** Days after the review due date before `reviewOverdueAction` applies. */
   reviewGraceDays: number;

@@ -237,12 +237,12 @@ describe("SDK credentials against a broker process", () => {
 
     const result = await sdk.close();
 
-    // The audience token cannot call the broker, so close asks for a broker token to revoke it, and revokes that too.
+    // The audience token cannot call the broker, so close requests a broker token to revoke it, and revokes that too.
     expect(result).toEqual({ revoked: 2, failed: 0 });
     expect(await activeLeases(broker, account.accountId)).toEqual([]);
   });
 
-  it("close revokes the broker token it uses last, whatever order the tokens came in", async () => {
+  it("close revokes its broker token last", async () => {
     const audience = "https://db.orders.example";
     const account = await registerWorkload(broker, { allowed_audiences: [audience] });
     const secret = await grantedSecret(broker, account.accountId);
@@ -256,7 +256,7 @@ describe("SDK credentials against a broker process", () => {
     expect(await activeLeases(broker, account.accountId)).toEqual([]);
   });
 
-  it("close ends a request that is waiting to retry, and nothing is issued after it", async () => {
+  it("close aborts a pending retry", async () => {
     const account = await registerWorkload(broker);
     const secret = await grantedSecret(broker, account.accountId);
     let closedAt = Number.POSITIVE_INFINITY;
