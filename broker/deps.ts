@@ -1,3 +1,4 @@
+import type { AuditChainer } from "./audit/audit-chainer.js";
 import type { BrokerConfig } from "./config/config.js";
 import type { Clock } from "./config/clock.js";
 import type { DataKeyRing } from "./crypto/data-key-ring.js";
@@ -30,4 +31,6 @@ export interface BrokerDeps {
   masterKeys: MasterKeyRing;
   /** Data keys: the local adapter's value sealer and the fingerprint key. */
   dataKeys: DataKeyRing;
+  /** Links committed audit events into the hash chain; readers flush it to see every event chained. */
+  auditChain: AuditChainer;
 }

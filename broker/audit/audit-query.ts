@@ -31,7 +31,10 @@ export interface AuditEventView {
 /** Rows fetched per query while streaming; keeps memory flat for any export size. */
 const STREAM_PAGE_SIZE = 1000;
 
-/** Yields matching audit events in sequence order, page by page. */
+/**
+ * Yields matching chained audit events in sequence order, page by page. Events not yet
+ * chained are left out: flush the chainer first to include every committed event.
+ */
 export async function* streamAuditEvents(db: Db, filter: AuditFilter): AsyncGenerator<AuditEventView> {
   let afterSeq = filter.afterSeq ?? 0;
   let remaining = filter.limit ?? Number.POSITIVE_INFINITY;
@@ -45,13 +48,12 @@ export async function* streamAuditEvents(db: Db, filter: AuditFilter): AsyncGene
       .orderBy(asc(auditEvents.seq))
       .limit(pageSize);
 
-    for (const row of rows) {
-      yield toView(row);
-    }
-    if (rows.length < pageSize) {
+    const views = rows.map(toView);
+    yield* views;
+    if (views.length < pageSize) {
       return;
     }
-    afterSeq = rows[rows.length - 1]!.seq;
+    afterSeq = views[views.length - 1]!.seq;
     remaining -= rows.length;
   }
 }
@@ -68,6 +70,9 @@ function conditionsFor(filter: AuditFilter): SQL[] {
 }
 
 function toView(row: typeof auditEvents.$inferSelect): AuditEventView {
+  if (row.seq === null || row.prevHash === null || row.hash === null) {
+    throw new Error(`audit event ${row.id} is not chained yet`);
+  }
   return {
     seq: row.seq,
     occurred_at: row.occurredAt.toISOString(),

@@ -1,11 +1,14 @@
-import { asc, gt } from "drizzle-orm";
+import { asc, count, gt, isNull } from "drizzle-orm";
 import type { Db, Executor } from "../db/database.js";
 import { auditChainHead, auditEvents } from "../db/schema.js";
 import { GENESIS_HASH, hashEvent } from "./chain.js";
 
-export type VerifyResult =
+type WalkResult =
   | { valid: true; events: number }
   | { valid: false; events: number; first_invalid_seq: number; reason: string };
+
+/** The walk's result, with the number of committed events that wait for the chainer (unprotected until chained). */
+export type VerifyResult = WalkResult & { pending: number };
 
 /** Rows read per round trip while walking the chain. */
 const VERIFY_BATCH_SIZE = 2000;
@@ -19,10 +22,18 @@ const VERIFY_BATCH_SIZE = 2000;
 export async function verifyAuditChain(db: Db): Promise<VerifyResult> {
   // One snapshot for the rows and the head: events appended while the walk runs are then
   // neither seen nor reported as missing.
-  return db.transaction((tx) => walkChain(tx), { isolationLevel: "repeatable read", accessMode: "read only" });
+  return db.transaction(async (tx) => ({ ...(await walkChain(tx)), pending: await countPending(tx) }), {
+    isolationLevel: "repeatable read",
+    accessMode: "read only",
+  });
 }
 
-async function walkChain(db: Executor): Promise<VerifyResult> {
+async function countPending(db: Executor): Promise<number> {
+  const [row] = await db.select({ pending: count() }).from(auditEvents).where(isNull(auditEvents.seq));
+  return row?.pending ?? 0;
+}
+
+async function walkChain(db: Executor): Promise<WalkResult> {
   let expectedSeq = 1;
   let prevHash = GENESIS_HASH;
   let checked = 0;
@@ -42,10 +53,10 @@ async function walkChain(db: Executor): Promise<VerifyResult> {
       if (row.prevHash !== prevHash) {
         return invalid(checked, row.seq, `prev_hash of event ${row.seq} does not match the hash of event ${row.seq - 1}`);
       }
-      if (hashEvent(row) !== row.hash) {
+      if (hashEvent({ ...row, seq: expectedSeq, prevHash }) !== row.hash) {
         return invalid(checked, row.seq, `content of event ${row.seq} does not match its hash`);
       }
-      prevHash = row.hash;
+      prevHash = row.hash!;
       expectedSeq += 1;
       checked += 1;
     }
@@ -68,6 +79,6 @@ async function walkChain(db: Executor): Promise<VerifyResult> {
   return { valid: true, events: checked };
 }
 
-function invalid(events: number, seq: number, reason: string): VerifyResult {
+function invalid(events: number, seq: number, reason: string): WalkResult {
   return { valid: false, events, first_invalid_seq: seq, reason };
 }

@@ -36,8 +36,8 @@ export function canonicalContent(content: EventContent): string {
 }
 
 /**
- * SHA-256, as hex, of `prev_hash + "\n" + seq + "\n" + canonical content`. The writer
- * computes the same value in SQL (see `appendAuditEvents`), so the two must not drift.
+ * SHA-256, as hex, of `prev_hash + "\n" + seq + "\n" + canonical content`. The chainer
+ * and every verifier compute it from the stored row, so they agree by construction.
  */
 export function hashEvent(content: ChainedContent): string {
   return sha256Hex(`${content.prevHash}\n${content.seq}\n${canonicalContent(content)}`);

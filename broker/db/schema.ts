@@ -147,10 +147,19 @@ export const brokerState = pgTable("broker_state", {
   updatedAt: timestamptz("updated_at").notNull(),
 });
 
+/**
+ * Audit events. A change inserts its event in its own transaction with `seq`, `prev_hash`
+ * and `hash` unset; the chainer (broker/audit/audit-chainer.ts) links committed events
+ * shortly after, in `id` order, and sets those three columns once. A trigger rejects
+ * every other update and every delete.
+ */
 export const auditEvents = pgTable(
   "audit_events",
   {
-    seq: bigint("seq", { mode: "number" }).primaryKey(),
+    /** Insertion order; the chainer takes pending events in this order. */
+    id: bigint("id", { mode: "number" }).primaryKey().generatedByDefaultAsIdentity(),
+    /** Position in the chain, set by the chainer; null until then. */
+    seq: bigint("seq", { mode: "number" }),
     occurredAt: timestamptz("occurred_at").notNull(),
     actor: text("actor").notNull(),
     action: text("action").notNull(),
@@ -159,10 +168,12 @@ export const auditEvents = pgTable(
     requestId: text("request_id"),
     sourceAddress: text("source_address"),
     details: jsonb("details").$type<Record<string, unknown>>().notNull(),
-    prevHash: text("prev_hash").notNull(),
-    hash: text("hash").notNull(),
+    prevHash: text("prev_hash"),
+    hash: text("hash"),
   },
   (table) => [
+    uniqueIndex("audit_events_seq_idx").on(table.seq),
+    index("audit_events_pending_idx").on(table.id).where(sql`${table.seq} is null`),
     index("audit_events_occurred_idx").on(table.occurredAt),
     index("audit_events_actor_idx").on(table.actor),
     index("audit_events_action_idx").on(table.action),
@@ -171,16 +182,15 @@ export const auditEvents = pgTable(
 );
 
 /**
- * The last sequence number and hash of the audit chain. Each append updates this row,
- * which locks it until the writer's transaction ends, and verification compares it with
- * the last event so that events removed from the tail are detected.
+ * The last sequence number and hash of the audit chain. The chainer locks this row while
+ * it links a batch of events, so chainers of several broker processes take turns, and
+ * verification compares it with the last event so that events removed from the tail are
+ * detected.
  */
 export const auditChainHead = pgTable("audit_chain_head", {
   id: integer("id").primaryKey(),
   seq: bigint("seq", { mode: "number" }).notNull(),
   hash: text("hash").notNull(),
-  /** The hash before the last append, so that one UPDATE ... RETURNING gives an event both its hash and its prev_hash. */
-  prevHash: text("prev_hash").notNull().default(""),
 });
 
 /**

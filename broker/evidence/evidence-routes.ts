@@ -40,6 +40,7 @@ export function registerEvidenceRoutes(app: BrokerApp, deps: BrokerDeps): void {
     }),
     async (c) => {
       const query = c.req.valid("query");
+      await deps.auditChain.flush();
       const now = deps.clock.now();
       const window = { from: query.from ? new Date(query.from) : undefined, to: query.to ? new Date(query.to) : now };
       const dir = await mkdtemp(path.join(tmpdir(), "secrets-broker-evidence-"));

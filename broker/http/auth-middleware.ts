@@ -69,6 +69,14 @@ export function requireRole(deps: BrokerDeps, required: Role): MiddlewareHandler
   };
 }
 
-export function auditDeps(deps: Pick<BrokerDeps, "db" | "clock" | "metrics">) {
-  return { db: deps.db, clock: deps.clock, onAppended: (count: number) => deps.metrics.auditEvents.inc(count) };
+/** What an audited transaction needs from the broker: it counts the events and wakes the chainer. */
+export function auditDeps(deps: Pick<BrokerDeps, "db" | "clock" | "metrics" | "auditChain">) {
+  return {
+    db: deps.db,
+    clock: deps.clock,
+    onAppended: (count: number) => {
+      deps.metrics.auditEvents.inc(count);
+      deps.auditChain.wake();
+    },
+  };
 }

@@ -21,7 +21,7 @@ export interface ExpirySweepJob {
  * `ConfigError` when the schedule is not a valid cron expression.
  */
 export function startExpirySweep(
-  deps: Pick<BrokerDeps, "db" | "clock" | "log" | "metrics" | "config" | "adapters" | "dataKeys">,
+  deps: Pick<BrokerDeps, "db" | "clock" | "log" | "metrics" | "config" | "adapters" | "dataKeys" | "auditChain">,
   options: Omit<SweepOptions, "signal"> = {},
 ): ExpirySweepJob {
   const log = deps.log.child({ module: "expiry-sweep" });

@@ -1,6 +1,7 @@
 import { and, inArray, isNull, sql } from "drizzle-orm";
 import { SYSTEM_CONTEXT } from "../audit/audit-types.js";
 import { auditedTransaction } from "../audit/audit-writer.js";
+import { auditDeps } from "../http/auth-middleware.js";
 import { rowsOf, type Tx } from "../db/database.js";
 import { leases, usedAssertions } from "../db/schema.js";
 import type { BrokerDeps } from "../deps.js";
@@ -16,7 +17,7 @@ export const DEFAULT_SWEEP_BATCH_SIZE = 500;
 /** Batches per run: a backlog larger than batch size times this drains over several runs. */
 export const DEFAULT_SWEEP_MAX_BATCHES = 20;
 
-export type SweepDeps = Pick<BrokerDeps, "db" | "clock" | "log" | "metrics">;
+export type SweepDeps = Pick<BrokerDeps, "db" | "clock" | "log" | "metrics" | "auditChain">;
 
 export interface SweepOptions {
   batchSize?: number;
@@ -101,7 +102,7 @@ async function runBatch(deps: SweepDeps, now: Date, batchSize: number, progress:
   let leaseIds: string[] = [];
   try {
     return await auditedTransaction(
-      { db: deps.db, clock: deps.clock, onAppended: (count) => deps.metrics.auditEvents.inc(count) },
+      auditDeps(deps),
       SYSTEM_CONTEXT,
       async (tx, record) => {
         if (!(await claimSweepLock(tx))) {

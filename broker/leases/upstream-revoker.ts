@@ -27,7 +27,7 @@ export const UPSTREAM_REVOKE_BATCH_SIZE = 200;
 /** A request that revoked leases waits this long for their upstream revocations; the rest is left to the retry tick. */
 export const UPSTREAM_REVOKE_INLINE_BUDGET_MS = 5_000;
 
-type RevokerDeps = Pick<BrokerDeps, "db" | "clock" | "log" | "metrics" | "adapters" | "dataKeys" | "config">;
+type RevokerDeps = Pick<BrokerDeps, "db" | "clock" | "log" | "metrics" | "adapters" | "dataKeys" | "config" | "auditChain">;
 
 export interface UpstreamRevokeSummary {
   revoked: number;

@@ -1,5 +1,6 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
+import { AuditChainer } from "../audit/audit-chainer.js";
 import type { RequestContext } from "../audit/audit-types.js";
 import { type BrokerConfig, ConfigError } from "../config/config.js";
 import { type Clock, systemClock } from "../config/clock.js";
@@ -10,6 +11,7 @@ import { describeMissingMasterKeys, masterKeyUsage } from "../crypto/master-key-
 import { type Database, openDatabase } from "../db/database.js";
 import { shippedMigrationCount } from "../db/migrations-info.js";
 import type { BrokerDeps } from "../deps.js";
+import { auditDeps } from "../http/auth-middleware.js";
 import { createLogger, type Logger } from "../logging/logger.js";
 import { createMetrics } from "../metrics/metrics.js";
 import { keyRetentionSeconds } from "../tokens/key-rotation.js";
@@ -40,7 +42,8 @@ export async function openRuntime(
     const masterKeys = await loadMasterKey(config.masterKey, config.dataDir);
     const clock = options.clock ?? systemClock;
     const metrics = createMetrics({ processMetrics: options.processMetrics ?? false });
-    const dataKeys = new DataKeyRing({ db: database.db, clock, masterKeys, log, onAppended: (count) => metrics.auditEvents.inc(count) });
+    const auditChain = new AuditChainer({ db: database.db, log });
+    const dataKeys = new DataKeyRing({ masterKeys, log, ...auditDeps({ db: database.db, clock, metrics, auditChain }) });
     const deps: BrokerDeps = {
       db: database.db,
       clock,
@@ -51,6 +54,7 @@ export async function openRuntime(
       keyRing: new SigningKeyRing(database.db, clock, masterKeys, keyRetentionSeconds(config)),
       masterKeys,
       dataKeys,
+      auditChain,
       jwks: new JwksCache(),
       adapters: createAdapterRegistry({ config, dataKeys, log, metrics, clock }),
     };
@@ -58,6 +62,15 @@ export async function openRuntime(
   } catch (error) {
     await database.close();
     throw error;
+  }
+}
+
+/** Chains the audit events still pending and closes the database. */
+export async function closeRuntime(runtime: Runtime): Promise<void> {
+  try {
+    await runtime.deps.auditChain.stop();
+  } finally {
+    await runtime.database.close();
   }
 }
 

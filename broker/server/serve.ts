@@ -4,16 +4,18 @@ import { startOverdueReviewCheck } from "../governance/reviews/overdue-review-jo
 import { createApp } from "../http/app.js";
 import { startExpirySweep } from "../leases/expiry-sweep-job.js";
 import { startRotationScheduler } from "../rotation/rotation-scheduler.js";
-import { checkMasterKeyOpensStoredKeys, initializeOnFirstStart, openRuntime, warnAboutMasterKeyFile } from "./bootstrap.js";
+import { checkMasterKeyOpensStoredKeys, closeRuntime, initializeOnFirstStart, openRuntime, warnAboutMasterKeyFile } from "./bootstrap.js";
 
 /**
  * Starts the broker, its lease expiry sweep, its rotation scheduler and its overdue-review
  * check, and serves until SIGTERM or SIGINT. Then it drains requests, waits for a sweep,
- * a review check and a rotation step in flight, and closes the database.
+ * a review check and a rotation step in flight, chains the audit events still pending
+ * and closes the database.
  */
 export async function serveBroker(config: BrokerConfig): Promise<void> {
   const runtime = await openRuntime(config, { processMetrics: true });
   const { deps } = runtime;
+  deps.auditChain.start();
   await warnAboutMasterKeyFile(deps.log, deps.masterKeys);
   await initializeOnFirstStart(runtime);
   await checkMasterKeyOpensStoredKeys(runtime);
@@ -50,7 +52,7 @@ export async function serveBroker(config: BrokerConfig): Promise<void> {
     await rotationsStopped;
     await reviewCheckStopped;
     await deps.adapters.close();
-    await runtime.database.close();
+    await closeRuntime(runtime);
     deps.log.info("broker stopped");
     deps.log.flush();
   };

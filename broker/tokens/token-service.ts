@@ -1,5 +1,6 @@
 import type { RequestContext } from "../audit/audit-types.js";
 import { auditedTransaction } from "../audit/audit-writer.js";
+import { auditDeps } from "../http/auth-middleware.js";
 import { newId } from "../db/ids.js";
 import { leases } from "../db/schema.js";
 import type { BrokerDeps } from "../deps.js";
@@ -57,7 +58,7 @@ export async function issueAccessToken(
   const signingKey = await deps.keyRing.activeKey();
 
   return auditedTransaction(
-    { db: deps.db, clock: deps.clock, onAppended: (count) => deps.metrics.auditEvents.inc(count) },
+    auditDeps(deps),
     { ...context, actor: `service_account:${account.id}` },
     async (tx, record) => {
       const leaseId = newId("lease");

@@ -80,7 +80,7 @@ describe("audit chain", () => {
     const result = await verify();
 
     expect(lastSeq).toBeGreaterThanOrEqual(10);
-    expect(result).toEqual({ valid: true, events: lastSeq });
+    expect(result).toEqual({ valid: true, events: lastSeq, pending: 0 });
   });
 
   it("exported events rehash offline", () => {

@@ -1,7 +1,9 @@
 import { freemem, loadavg, totalmem } from "node:os";
+import { AuditChainer } from "../../broker/audit/audit-chainer.js";
 import { verifyAuditChain } from "../../broker/audit/audit-verify.js";
 import { type AuditDeps, recordAuditEvents } from "../../broker/audit/audit-writer.js";
 import { systemClock } from "../../broker/config/clock.js";
+import { createLogger } from "../../broker/logging/logger.js";
 import { createBaselineTable, createBaselineWriter } from "./baseline-table.js";
 import { type BenchDatabase, openPgliteBenchDatabase, openPostgresBenchDatabase } from "./bench-database.js";
 import { BENCH_CONTEXT, benchEvent } from "./bench-event.js";
@@ -10,12 +12,19 @@ import { type CaseResult, detailTable, interferenceWarning, summaryTable, target
 import { coreCount, waitForIdleMachine } from "./system-load.js";
 import { medianRun, otherCoresOf, runWriters, SKEWED_OTHER_CORES, type WriteEvent, type WriterRun } from "./writers.js";
 
+/** One side of a case: how a writer writes an event, and what must finish before the run's clock stops. */
+interface Side {
+  write: WriteEvent;
+  settle?: () => Promise<void>;
+}
+
 /** Attempts per run when --idle-wait is on: a run that other processes slowed down is repeated. */
 const MAX_ATTEMPTS = 3;
 
 /**
- * Audit append benchmark: events per second of the hash-chained writer
- * (recordAuditEvents, one event per transaction) against plain INSERTs into a table of the
+ * Audit append benchmark: events per second of the audited writer (recordAuditEvents, one
+ * event per transaction, linked into the hash chain by the chainer after commit; a run
+ * ends once the chainer has linked every event) against plain INSERTs into a table of the
  * same shape, at each writer count, on PGlite and on PostgreSQL. After the runs it verifies
  * the chain, so a run also shows that concurrent appends keep it valid. Progress goes to
  * standard error, the result tables to standard output. Exits with 1 when the chain does
@@ -70,11 +79,20 @@ async function benchBackend(database: BenchDatabase, options: BenchOptions): Pro
   await createBaselineTable(database.db);
   const baselineWrite = createBaselineWriter(database.db, systemClock, BENCH_CONTEXT);
   let appended = 0;
-  const deps: AuditDeps = { db: database.db, clock: systemClock, onAppended: (count) => (appended += count) };
+  const chainer = new AuditChainer({ db: database.db, log: createLogger({ level: "warn", destination: process.stderr }) });
+  const deps: AuditDeps = {
+    db: database.db,
+    clock: systemClock,
+    onAppended: (count) => {
+      appended += count;
+      chainer.wake();
+    },
+  };
 
-  const sides: Record<"baseline" | "chained", WriteEvent> = {
-    baseline: (writer, count) => baselineWrite(benchEvent(writer, count)),
-    chained: (writer, count) => recordAuditEvents(deps, BENCH_CONTEXT, [benchEvent(writer, count)]),
+  const sides: Record<"baseline" | "chained", Side> = {
+    baseline: { write: (writer, count) => baselineWrite(benchEvent(writer, count)) },
+    // The chained side's time runs until the chainer has linked every event it wrote.
+    chained: { write: (writer, count) => recordAuditEvents(deps, BENCH_CONTEXT, [benchEvent(writer, count)]), settle: () => chainer.flush() },
   };
 
   const results: CaseResult[] = [];
@@ -117,14 +135,14 @@ async function benchBackend(database: BenchDatabase, options: BenchOptions): Pro
  * Runs one case and side once, or with --idle-wait, waits for an idle machine first and
  * repeats the run while other processes used more than SKEWED_OTHER_CORES during it.
  */
-async function measuredRun(database: BenchDatabase, writers: number, write: WriteEvent, options: BenchOptions, label: string): Promise<WriterRun> {
+async function measuredRun(database: BenchDatabase, writers: number, side: Side, options: BenchOptions, label: string): Promise<WriterRun> {
   const attempts = options.idleWaitSeconds > 0 ? MAX_ATTEMPTS : 1;
   for (let attempt = 1; ; attempt += 1) {
     if (options.idleWaitSeconds > 0 && !(await waitForIdleMachine(options.idleWaitSeconds))) {
       console.error(`  ${label}: the machine was still busy after ${options.idleWaitSeconds}s; running anyway`);
     }
 
-    const run = await timedRun(database, writers, write, options);
+    const run = await timedRun(database, writers, side, options);
     const otherCores = otherCoresOf(run);
     if (attempt >= attempts || otherCores === undefined || otherCores <= SKEWED_OTHER_CORES) {
       return run;
@@ -134,11 +152,11 @@ async function measuredRun(database: BenchDatabase, writers: number, write: Writ
 }
 
 /** Runs the writers unmeasured for the warm-up time, then measured for the case time. */
-async function timedRun(database: BenchDatabase, writers: number, write: WriteEvent, options: BenchOptions): Promise<WriterRun> {
+async function timedRun(database: BenchDatabase, writers: number, side: Side, options: BenchOptions): Promise<WriterRun> {
   if (options.warmupSeconds > 0) {
-    await runWriters({ writers, durationMs: options.warmupSeconds * 1000, write });
+    await runWriters({ writers, durationMs: options.warmupSeconds * 1000, ...side });
   }
-  return runWriters({ writers, durationMs: options.seconds * 1000, write, sampleUrl: database.url });
+  return runWriters({ writers, durationMs: options.seconds * 1000, ...side, sampleUrl: database.url });
 }
 
 function describeMachine(options: BenchOptions): string {

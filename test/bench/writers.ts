@@ -23,12 +23,14 @@ export interface RunOptions {
   write: WriteEvent;
   /** When set, the server of this database is sampled during the run. */
   sampleUrl?: string | undefined;
+  /** Runs after the last write and before the clock stops, such as waiting for the chainer to link every event. */
+  settle?: (() => Promise<void>) | undefined;
 }
 
 /**
  * Starts `writers` loops that each write one event per transaction until `durationMs` has
- * passed, then waits for the transactions in flight. Throughput is the number of
- * committed events divided by the time until the last one committed.
+ * passed, then waits for the transactions in flight and for `settle`. Throughput is the
+ * number of committed events divided by the time until the last one committed and settled.
  */
 export async function runWriters(options: RunOptions): Promise<WriterRun> {
   const latencies: number[] = [];
@@ -46,6 +48,7 @@ export async function runWriters(options: RunOptions): Promise<WriterRun> {
   };
   try {
     await Promise.all(Array.from({ length: options.writers }, (_, writer) => writerLoop(writer)));
+    await options.settle?.();
   } catch (error) {
     await sampler?.stop().catch(() => undefined);
     throw error;

@@ -1,8 +1,11 @@
 import { generateKeyPairSync } from "node:crypto";
-import { readFile, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type BrokerProcess, startBrokerProcess } from "../support/broker-process.js";
+import { verifyAuditChain } from "../../broker/audit/audit-verify.js";
+import { openDatabase } from "../../broker/db/database.js";
+import { type BrokerProcess, runCli, startBrokerProcess } from "../support/broker-process.js";
 
 const ESTATE = path.resolve("examples/estate.yaml");
 
@@ -181,5 +184,26 @@ describe("secrets-broker CLI against a running broker", () => {
     const code = await broker.stop("SIGTERM");
     expect(code).toBe(0);
     expect(broker.output()).toContain("broker stopped");
+  });
+});
+
+describe("secrets-broker init", () => {
+  it("chains its audit events before it exits", async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), "sb-init-"));
+    try {
+      const result = await runCli(["init", "--json"], { PATH: process.env["PATH"], HOME: process.env["HOME"], BROKER_DATA_DIR: dataDir, LOG_LEVEL: "warn" });
+      expect(result.code, result.stderr).toBe(0);
+
+      const database = await openDatabase({ dataDir });
+      try {
+        const verification = await verifyAuditChain(database.db);
+        expect(verification).toMatchObject({ valid: true, pending: 0 });
+        expect(verification.events).toBeGreaterThan(0);
+      } finally {
+        await database.close();
+      }
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });

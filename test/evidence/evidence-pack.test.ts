@@ -20,6 +20,7 @@ describe("evidence pack", () => {
     const dir = await mkdtemp(path.join(tmpdir(), "sb-evidence-"));
     dirs.push(dir);
     const now = broker.clock.now();
+    await broker.deps.auditChain.flush();
     await writeEvidencePack({ db: broker.deps.db, keyRing: broker.deps.keyRing, issuer: broker.deps.config.issuer, config: broker.deps.config }, dir, { from: window.from, to: window.to ?? now }, now);
     return dir;
   }

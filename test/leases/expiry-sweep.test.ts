@@ -5,7 +5,7 @@ import { ConfigError, loadConfig } from "../../broker/config/config.js";
 import { type Database, openDatabase } from "../../broker/db/database.js";
 import { startExpirySweep } from "../../broker/leases/expiry-sweep-job.js";
 import { EXPIRY_SWEEP_LOCK_KEY, type SweepDeps, sweepExpiredLeases } from "../../broker/leases/expiry-sweep.js";
-import { auditEvents, createServiceAccount } from "../support/register-fixtures.js";
+import { auditEvents, createServiceAccount, lastAuditSeq } from "../support/register-fixtures.js";
 import { startTestBroker, TEST_NOW, type TestBroker } from "../support/test-broker.js";
 
 const onPostgres = Boolean(process.env["DATABASE_URL"]);
@@ -69,9 +69,8 @@ describe("lease expiry sweep", () => {
     return events.map((event) => event.details as { count: number; first_lease_id: string; last_lease_id: string; expired_at: string });
   }
 
-  async function lastSeq(): Promise<number> {
-    const [row] = await broker.query<{ seq: number }>("select coalesce(max(seq), 0)::int as seq from audit_events");
-    return row!.seq;
+  function lastSeq(): Promise<number> {
+    return lastAuditSeq(broker);
   }
 
   function metricValue(text: string, name: string): number {
@@ -293,18 +292,19 @@ describe("lease expiry sweep job", () => {
     const deps = { ...broker.deps, config: { ...broker.deps.config, sweepSchedule: "0 0 0 1 1 *" } };
     const job = startExpirySweep(deps, { batchSize: 1 });
 
-    // An open transaction on the audit chain head holds up the sweep's first batch:
-    // PGlite runs one transaction at a time, PostgreSQL makes the audit append wait.
+    // An open transaction that locks the audit log against inserts holds up the sweep's
+    // first batch: PGlite runs one transaction at a time, PostgreSQL makes the audit
+    // insert wait for the lock.
     let release!: () => void;
     const released = new Promise<void>((resolve) => (release = resolve));
     let locked!: () => void;
-    const headLocked = new Promise<void>((resolve) => (locked = resolve));
+    const auditLocked = new Promise<void>((resolve) => (locked = resolve));
     const holder = broker.database.db.transaction(async (tx) => {
-      await tx.execute(sql`select seq from audit_chain_head where id = 1 for update`);
+      await tx.execute(sql`lock table audit_events in share mode`);
       locked();
       await released;
     });
-    await headLocked;
+    await auditLocked;
 
     const run = job.runNow();
     let stopped = false;

@@ -30,14 +30,14 @@ describe("lease issuance", () => {
     broker.clock.set(TEST_NOW);
   });
 
-  /** Takes the audit chain head away, so that every audited write fails, while `work` runs. */
-  async function withoutAuditChainHead<T>(work: () => Promise<T>): Promise<T> {
-    const [head] = await broker.query<{ seq: string; hash: string }>("select seq::text as seq, hash from audit_chain_head where id = 1");
-    await broker.query("delete from audit_chain_head");
+  /** Makes every audit event insert fail, and so every audited write, while `work` runs. */
+  async function withAuditInsertsFailing<T>(work: () => Promise<T>): Promise<T> {
+    // NOT VALID: the constraint checks new rows only, so the existing events stay.
+    await broker.query("alter table audit_events add constraint test_reject_inserts check (false) not valid");
     try {
       return await work();
     } finally {
-      await broker.query(`insert into audit_chain_head (id, seq, hash) values (1, ${head!.seq}, '${head!.hash}')`);
+      await broker.query("alter table audit_events drop constraint test_reject_inserts");
     }
   }
 
@@ -96,7 +96,7 @@ describe("lease issuance", () => {
   it("audit failure issues no token", async () => {
     const leasesBefore = await rowCount(broker, "leases");
 
-    const response = await withoutAuditChainHead(() => requestToken(broker, workload));
+    const response = await withAuditInsertsFailing(() => requestToken(broker, workload));
 
     expect(response.status).toBe(500);
     expect(response.json.error).toBe("server_error");
@@ -107,7 +107,7 @@ describe("lease issuance", () => {
   });
 
   it("audit chain verifies after failed issue", async () => {
-    await withoutAuditChainHead(() => requestToken(broker, workload));
+    await withAuditInsertsFailing(() => requestToken(broker, workload));
 
     const response = await broker.request("GET", "/v1/audit/verify");
 
@@ -117,7 +117,7 @@ describe("lease issuance", () => {
   it("audit failure leaves renewal undone", async () => {
     const token = await issueToken(broker, workload);
 
-    const response = await withoutAuditChainHead(() =>
+    const response = await withAuditInsertsFailing(() =>
       broker.request("POST", `/v1/leases/${token.lease_id}/renew`, { token: token.access_token, body: { increment: 600 } }),
     );
 
@@ -132,7 +132,7 @@ describe("lease issuance", () => {
   it("audit failure leaves revocation undone", async () => {
     const token = await issueToken(broker, workload);
 
-    const response = await withoutAuditChainHead(() => broker.request("POST", `/v1/leases/${token.lease_id}/revoke`, { body: {} }));
+    const response = await withAuditInsertsFailing(() => broker.request("POST", `/v1/leases/${token.lease_id}/revoke`, { body: {} }));
 
     expect(response.status).toBe(500);
     const lease = await broker.request("GET", `/v1/leases/${token.lease_id}`);

@@ -151,8 +151,9 @@ export async function rowCount(broker: TestBroker, table: string): Promise<numbe
   return row!.count;
 }
 
-/** Sequence number of the newest audit event. */
+/** Sequence number of the newest audit event, once every committed event is chained. */
 export async function lastAuditSeq(broker: TestBroker): Promise<number> {
+  await broker.deps.auditChain.flush();
   const [row] = await broker.query<{ seq: number }>("select coalesce(max(seq), 0)::int as seq from audit_events");
   return row!.seq;
 }

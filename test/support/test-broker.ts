@@ -1,3 +1,4 @@
+import { AuditChainer } from "../../broker/audit/audit-chainer.js";
 import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
 import { sql } from "drizzle-orm";
@@ -110,7 +111,8 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
   const masterKeys = options.masterKeys ?? new MasterKeyRing([randomBytes(32)], "environment");
   const config = testConfig(options.config);
   const metrics = createMetrics({ processMetrics: false });
-  const dataKeys = new DataKeyRing({ db: database.db, clock, masterKeys, log });
+  const auditChain = new AuditChainer({ db: database.db, log });
+  const dataKeys = new DataKeyRing({ db: database.db, clock, masterKeys, log, onAppended: () => auditChain.wake() });
   const deps: BrokerDeps = {
     db: database.db,
     clock,
@@ -121,6 +123,7 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
     keyRing: new SigningKeyRing(database.db, clock, masterKeys, keyRetentionSeconds(config)),
     masterKeys,
     dataKeys,
+    auditChain,
     jwks: new JwksCache(),
     adapters: createAdapterRegistry({ config, dataKeys, log, metrics, clock }, options.adapters),
   };
@@ -145,6 +148,7 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
     query: async (text) => rowsOf(await database.db.execute(sql.raw(text))),
     close: async () => {
       await deps.adapters.close();
+      await auditChain.stop();
       await database.close();
     },
   };

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { loadConfig } from "../../config/config.js";
 import { createLogger } from "../../logging/logger.js";
-import { openRuntime } from "../../server/bootstrap.js";
+import { closeRuntime, openRuntime } from "../../server/bootstrap.js";
 import { serveBroker } from "../../server/serve.js";
 import { initializeBroker } from "../../setup/initialize.js";
 import { CliError } from "../cli-error.js";
@@ -33,7 +33,7 @@ export function addLocalCommands(program: Command): void {
           process.stdout.write(`Broker initialized. First admin token (shown once, store it now):\n${adminToken}\n`);
         }
       } finally {
-        await runtime.database.close();
+        await closeRuntime(runtime);
       }
     });
 

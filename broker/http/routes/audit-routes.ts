@@ -24,6 +24,7 @@ const VerifyResult = z
     events: z.number().int(),
     first_invalid_seq: z.number().int().optional(),
     reason: z.string().optional(),
+    pending: z.number().int().openapi({ description: "Committed events the chainer had not linked yet when the walk read the log." }),
   })
   .openapi("AuditVerifyResult");
 
@@ -34,6 +35,7 @@ export function registerAuditRoutes(app: BrokerApp, deps: BrokerDeps): void {
       path: "/v1/audit/events",
       tags: ["audit"],
       summary: "Stream audit events as NDJSON, oldest first",
+      description: "Chains every event committed before the request first, so the stream includes them all.",
       request: { query: AuditQuery },
       responses: {
         200: {
@@ -44,6 +46,7 @@ export function registerAuditRoutes(app: BrokerApp, deps: BrokerDeps): void {
     }),
     async (c) => {
       const query = c.req.valid("query");
+      await deps.auditChain.flush();
       c.header("Content-Type", "application/x-ndjson");
       // The typed-response helpers cover JSON only; an NDJSON stream is a plain Response.
       const response = stream(c, async (output) => {
@@ -75,6 +78,9 @@ export function registerAuditRoutes(app: BrokerApp, deps: BrokerDeps): void {
       summary: "Walk the audit hash chain and report the first altered, missing or reordered event",
       responses: { 200: jsonResponse(VerifyResult, "The verification result") },
     }),
-    async (c) => c.json(await verifyAuditChain(deps.db), 200),
+    async (c) => {
+      await deps.auditChain.flush();
+      return c.json(await verifyAuditChain(deps.db), 200);
+    },
   );
 }

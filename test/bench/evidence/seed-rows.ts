@@ -45,7 +45,6 @@ export async function seedAuditEvents(url: string, events: number, start: Date):
     const [head] = await sql<{ seq: string; hash: string }[]>`select seq, hash from audit_chain_head where id = 1`;
     let seq = Number(head!.seq);
     let prevHash = head!.hash;
-    let beforeLast = prevHash;
     for (let done = 0; done < events; done += AUDIT_BATCH) {
       const rows = [];
       for (let index = done; index < Math.min(events, done + AUDIT_BATCH); index++) {
@@ -61,14 +60,13 @@ export async function seedAuditEvents(url: string, events: number, start: Date):
           details: { bench: true },
         };
         const hash = hashEvent({ ...content, seq, prevHash });
-        beforeLast = prevHash;
         rows.push({ seq, occurred_at: content.occurredAt, actor: content.actor, action: content.action, target: content.target, outcome: content.outcome,
           request_id: null, source_address: content.sourceAddress, details: sql.json(content.details), prev_hash: prevHash, hash });
         prevHash = hash;
       }
       await sql`insert into audit_events ${sql(rows)}`;
     }
-    await sql`update audit_chain_head set seq = ${seq}, hash = ${prevHash}, prev_hash = ${beforeLast} where id = 1`;
+    await sql`update audit_chain_head set seq = ${seq}, hash = ${prevHash} where id = 1`;
   } finally {
     await sql.end({ timeout: 5 });
   }

@@ -1,3 +1,4 @@
+import { AuditChainer } from "../../../broker/audit/audit-chainer.js";
 import { randomBytes } from "node:crypto";
 import { SYSTEM_CONTEXT } from "../../../broker/audit/audit-types.js";
 import { loadConfig } from "../../../broker/config/config.js";
@@ -33,7 +34,8 @@ export function benchDeps(db: Db, masterKeys: MasterKeyRing): BrokerDeps {
   const log = createLogger({ level: config.logLevel, destination: process.stderr });
   const clock = systemClock;
   const metrics = createMetrics({ processMetrics: false });
-  const dataKeys = new DataKeyRing({ db, clock, masterKeys, log, onAppended: (count) => metrics.auditEvents.inc(count) });
+  const auditChain = new AuditChainer({ db, log });
+  const dataKeys = new DataKeyRing({ masterKeys, log, ...auditDeps({ db, clock, metrics, auditChain }) });
   return {
     db,
     clock,
@@ -43,6 +45,7 @@ export function benchDeps(db: Db, masterKeys: MasterKeyRing): BrokerDeps {
     expectedMigrations: shippedMigrationCount(),
     keyRing: new SigningKeyRing(db, clock, masterKeys, keyRetentionSeconds(config)),
     masterKeys,
+    auditChain,
     dataKeys,
     jwks: new JwksCache(),
     adapters: createAdapterRegistry({ config, dataKeys, log, metrics, clock }),
