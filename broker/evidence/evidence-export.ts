@@ -69,15 +69,31 @@ async function writeTable(dir: string, name: string, columns: readonly string[],
   try {
     await csv.write(csvRecord(columns));
     for await (const page of pages) {
-      await csv.write(page.map((row) => csvRecord(columns.map((column) => csvCell(row[column])))).join(""));
-      await ndjson.write(page.map((row) => `${JSON.stringify(row)}\n`).join(""));
       rows += page.length;
+      await writePage(page, columns, csv, ndjson);
     }
   } finally {
     files.push(await csv.close(), await ndjson.close());
   }
   return rows;
 }
+
+/**
+ * Renders a page as CSV and NDJSON in one pass over its rows and queues both; the
+ * promise settles once both files take more.
+ */
+function writePage(page: EvidenceRow[], columns: readonly string[], csv: HashingFile, ndjson: HashingFile): Promise<unknown> {
+  let csvText = "";
+  let ndjsonText = "";
+  for (const row of page) {
+    csvText += csvRecord(columns.map((column) => csvCell(row[column])));
+    ndjsonText += `${JSON.stringify(row)}\n`;
+  }
+  return Promise.all([csv.write(csvText), ndjson.write(ndjsonText)]);
+}
+
+/** Characters of audit-chain NDJSON gathered before the audit files are written, so that an event is not a write of its own. */
+const AUDIT_BATCH_CHARS = 256 * 1024;
 
 /**
  * Writes the window's audit events as `audit-chain.ndjson` (every event, to check the
@@ -88,28 +104,39 @@ async function writeAuditSegment(db: Db, dir: string, window: EvidenceWindow, fi
   const chain = new HashingFile("audit-chain.ndjson", path.join(dir, "audit-chain.ndjson"));
   const authCsv = new HashingFile("auth-events.csv", path.join(dir, "auth-events.csv"));
   const authNdjson = new HashingFile("auth-events.ndjson", path.join(dir, "auth-events.ndjson"));
-  let segment: AuditSegment = EMPTY_SEGMENT;
+  const batch = { chain: "", authCsv: csvRecord(AUDIT_COLUMNS), authNdjson: "" };
+  const writeBatch = async () => {
+    await Promise.all([chain.write(batch.chain), authCsv.write(batch.authCsv), authNdjson.write(batch.authNdjson)]);
+    batch.chain = batch.authCsv = batch.authNdjson = "";
+  };
+  let first: AuditEventView | undefined;
+  let previous: AuditEventView | undefined;
   let problem: string | undefined;
+  let events = 0;
   let authEvents = 0;
   try {
-    await authCsv.write(csvRecord(AUDIT_COLUMNS));
     const range = await segmentRange(db, window);
-    let previous: AuditEventView | undefined;
     for await (const event of range ? streamAuditEvents(db, { afterSeq: range.first - 1, limit: range.last - range.first + 1 }) : []) {
       problem ??= checkLink(event, previous);
-      if (previous === undefined) segment = { ...segment, first_seq: event.seq, first_prev_hash: event.prev_hash };
-      segment = { ...segment, last_seq: event.seq, last_hash: event.hash, events: segment.events + 1 };
-      await chain.write(`${JSON.stringify(event)}\n`);
+      first ??= event;
+      events += 1;
+      const line = `${JSON.stringify(event)}\n`;
+      batch.chain += line;
       if (isAuthEvent(event)) {
         authEvents += 1;
-        await authNdjson.write(`${JSON.stringify(event)}\n`);
-        await authCsv.write(csvRecord(AUDIT_COLUMNS.map((column) => csvCell(event[column as keyof typeof event]))));
+        batch.authNdjson += line;
+        batch.authCsv += csvRecord(AUDIT_COLUMNS.map((column) => csvCell(event[column as keyof typeof event])));
       }
       previous = event;
+      if (batch.chain.length >= AUDIT_BATCH_CHARS) await writeBatch();
     }
+    await writeBatch();
   } finally {
     files.push(await chain.close(), await authCsv.close(), await authNdjson.close());
   }
+  const segment: AuditSegment = first && previous
+    ? { first_seq: first.seq, last_seq: previous.seq, first_prev_hash: first.prev_hash, last_hash: previous.hash, events }
+    : EMPTY_SEGMENT;
   return { segment, problem, authEvents };
 }
 
