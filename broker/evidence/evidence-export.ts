@@ -11,6 +11,7 @@ import { controlsMarkdown, oscalAssessmentResults } from "./evidence-documents.j
 import { type EvidenceManifest, MANIFEST_FILE, MANIFEST_FORMAT, signManifest, SIGNATURE_FILE } from "./evidence-manifest.js";
 import { EVIDENCE_TABLES, type EvidenceRow, type EvidenceWindow } from "./evidence-tables.js";
 import { HashingFile, type WrittenFile } from "./hashing-file.js";
+import { writePackFilesInWorker } from "./pack-worker.js";
 
 const AUDIT_COLUMNS = ["seq", "occurred_at", "actor", "action", "target", "outcome", "request_id", "source_address", "details", "prev_hash", "hash"];
 
@@ -20,6 +21,27 @@ export interface EvidenceDeps {
   issuer: string;
   /** The thresholds of the policy findings. */
   config: FindingSettings;
+  /**
+   * The PostgreSQL server the broker runs on. When it is set, a worker thread writes the
+   * files on a connection of its own (see pack-worker.ts). PGlite belongs to one thread,
+   * so without it this thread writes them.
+   */
+  databaseUrl?: string | undefined;
+}
+
+/** Input for writing a pack's files: its directory, window, export time and issuer, and the findings' thresholds. */
+export interface PackRequest {
+  dir: string;
+  window: EvidenceWindow;
+  now: Date;
+  issuer: string;
+  settings: FindingSettings;
+}
+
+/** The files written, and the audit chain segment they include. */
+export interface WrittenPack {
+  files: WrittenFile[];
+  segment: AuditSegment;
 }
 
 /**
@@ -30,35 +52,43 @@ export interface EvidenceDeps {
  * the broker. Tables are streamed page by page, so memory stays flat for any window.
  */
 export async function writeEvidencePack(deps: EvidenceDeps, dir: string, window: EvidenceWindow, now: Date): Promise<EvidenceManifest> {
-  const files: WrittenFile[] = [];
-  const findings = await computeFindings({ db: deps.db, config: deps.config }, now);
-  const context = { db: deps.db, window, now, findings };
-  let lineageRows = 0;
-  for (const table of EVIDENCE_TABLES) {
-    const counted = await writeTable(dir, table.name, table.columns, table.pages(context), files);
-    if (table.name === "lineage") lineageRows = counted;
-  }
-  const audit = await writeAuditSegment(deps.db, dir, window, files);
-
-  const generatedAt = now.toISOString();
-  const meta = { generatedAt, issuer: deps.issuer, from: window.from?.toISOString() ?? null, to: window.to.toISOString() };
-  const controls = await assessControls(deps.db, now, { lineageRows, authEvents: audit.authEvents, segment: audit.segment, segmentProblem: audit.problem, findings });
-  files.push(await writeWhole(dir, "controls.json", `${JSON.stringify({ ...meta, controls }, null, 2)}\n`));
-  files.push(await writeWhole(dir, "controls.md", controlsMarkdown(controls, meta)));
-  files.push(await writeWhole(dir, "oscal-assessment-results.json", `${JSON.stringify(oscalAssessmentResults(controls, findings, meta), null, 2)}\n`));
+  const { privilegedTokenTtlCap, unusedAccountDays, reviewGraceDays } = deps.config;
+  const request: PackRequest = { dir, window, now, issuer: deps.issuer, settings: { privilegedTokenTtlCap, unusedAccountDays, reviewGraceDays } };
+  const written = deps.databaseUrl ? await writePackFilesInWorker(deps.databaseUrl, request) : await writePackFiles(deps.db, request);
 
   const manifest: EvidenceManifest = {
     format: MANIFEST_FORMAT,
     issuer: deps.issuer,
-    generated_at: generatedAt,
-    window: { from: meta.from, to: meta.to },
-    audit_segment: audit.segment,
-    files: files.sort((left, right) => left.path.localeCompare(right.path)),
+    generated_at: now.toISOString(),
+    window: { from: window.from?.toISOString() ?? null, to: window.to.toISOString() },
+    audit_segment: written.segment,
+    files: written.files.sort((left, right) => left.path.localeCompare(right.path)),
   };
   const manifestBytes = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, "utf8");
   await writeWhole(dir, MANIFEST_FILE, manifestBytes.toString("utf8"));
   await writeWhole(dir, SIGNATURE_FILE, `${await signManifest(manifestBytes, await deps.keyRing.activeKey())}\n`);
   return manifest;
+}
+
+/** Writes every file of the pack but the manifest and its signature. */
+export async function writePackFiles(db: Db, request: PackRequest): Promise<WrittenPack> {
+  const { dir, window, now } = request;
+  const files: WrittenFile[] = [];
+  const findings = await computeFindings({ db, config: request.settings }, now);
+  const context = { db, window, now, findings };
+  let lineageRows = 0;
+  for (const table of EVIDENCE_TABLES) {
+    const counted = await writeTable(dir, table.name, table.columns, table.pages(context), files);
+    if (table.name === "lineage") lineageRows = counted;
+  }
+  const audit = await writeAuditSegment(db, dir, window, files);
+
+  const meta = { generatedAt: now.toISOString(), issuer: request.issuer, from: window.from?.toISOString() ?? null, to: window.to.toISOString() };
+  const controls = await assessControls(db, now, { lineageRows, authEvents: audit.authEvents, segment: audit.segment, segmentProblem: audit.problem, findings });
+  files.push(await writeWhole(dir, "controls.json", `${JSON.stringify({ ...meta, controls }, null, 2)}\n`));
+  files.push(await writeWhole(dir, "controls.md", controlsMarkdown(controls, meta)));
+  files.push(await writeWhole(dir, "oscal-assessment-results.json", `${JSON.stringify(oscalAssessmentResults(controls, findings, meta), null, 2)}\n`));
+  return { files, segment: audit.segment };
 }
 
 /** Writes one table as CSV and NDJSON; returns the number of rows. */
