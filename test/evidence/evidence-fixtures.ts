@@ -2,9 +2,9 @@ import { createGrant, createSecret, obtainCredential, workloadWithToken } from "
 import type { TestBroker } from "../support/test-broker.js";
 
 /**
- * Gives a pack something in each activity file: a workload that obtains an access token
+ * Creates activity for each activity file of a pack. A workload obtains an access token
  * and a credential for a granted secret with a rotation policy, and a request with an
- * invalid token (a denied authentication event). Then advances the clock by one second.
+ * invalid token records a denied authentication. Then the clock advances by one second.
  */
 export async function seedEvidenceActivity(broker: TestBroker): Promise<void> {
   const { workload, accessToken } = await workloadWithToken(broker);
