@@ -52,6 +52,8 @@ export interface WrittenPack {
  * the broker. Tables are streamed page by page, so memory stays flat for any window.
  */
 export async function writeEvidencePack(deps: EvidenceDeps, dir: string, window: EvidenceWindow, now: Date): Promise<EvidenceManifest> {
+  // The request is copied to the worker, so it takes only the thresholds: `deps.config`
+  // may be the whole broker configuration, master key included.
   const { privilegedTokenTtlCap, unusedAccountDays, reviewGraceDays } = deps.config;
   const request: PackRequest = { dir, window, now, issuer: deps.issuer, settings: { privilegedTokenTtlCap, unusedAccountDays, reviewGraceDays } };
   const written = deps.databaseUrl ? await writePackFilesInWorker(deps.databaseUrl, request) : await writePackFiles(deps.db, request);
