@@ -48,7 +48,7 @@ export function registerEvidenceRoutes(app: BrokerApp, deps: BrokerDeps): void {
 
       let manifest;
       try {
-        manifest = await writeEvidencePack({ db: deps.db, keyRing: deps.keyRing, issuer: deps.config.issuer, config: deps.config }, dir, window, now);
+        manifest = await writeEvidencePack({ db: deps.db, keyRing: deps.keyRing, issuer: deps.config.issuer, config: deps.config, databaseUrl: deps.config.databaseUrl }, dir, window, now);
       } catch (error) {
         await cleanup();
         throw error;

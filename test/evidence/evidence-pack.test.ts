@@ -5,7 +5,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { CompactSign, generateKeyPair } from "jose";
 import { writeEvidencePack } from "../../broker/evidence/evidence-export.js";
 import { verifyEvidencePack } from "../../broker/evidence/evidence-verify.js";
-import { createGrant, createSecret, obtainCredential, workloadWithToken } from "../credentials/credential-fixtures.js";
+import { createSecret } from "../credentials/credential-fixtures.js";
+import { seedEvidenceActivity } from "./evidence-fixtures.js";
 import { createServiceAccount } from "../support/register-fixtures.js";
 import { startTestBroker, type TestBroker } from "../support/test-broker.js";
 
@@ -27,12 +28,7 @@ describe("evidence pack", () => {
 
   beforeAll(async () => {
     broker = await startTestBroker();
-    const { workload, accessToken } = await workloadWithToken(broker);
-    const secret = await createSecret(broker, { rotation: { max_age: 90 * 86_400 } });
-    await createGrant(broker, { service_account_id: workload.accountId, secret: secret.name, scopes: ["secrets:read"] });
-    await obtainCredential(broker, accessToken, { secret: secret.name, ttl: 600 });
-    await broker.request("GET", "/v1/leases", { token: "not-a-token" });
-    broker.clock.advance(1000);
+    await seedEvidenceActivity(broker);
     jwks = (await broker.request("GET", "/.well-known/jwks.json")).json;
   });
 

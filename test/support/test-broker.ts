@@ -30,7 +30,8 @@ export const TEST_NOW = "2026-06-01T12:00:00.000Z";
 export interface TestBroker {
   app: BrokerApp;
   deps: BrokerDeps;
-  database: Database;
+  /** The broker's database; `url` is set when it is a scratch database on the DATABASE_URL server. */
+  database: Database & { url: string | undefined };
   clock: ManualClock;
   tokens: Record<Role, string>;
   /** Every log line written so far, as raw JSON text. */
