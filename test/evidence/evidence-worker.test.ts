@@ -37,6 +37,8 @@ describe.skipIf(!process.env["DATABASE_URL"])("evidence pack files written by th
     broker = await startTestBroker();
     launcher = (await import(BUILT_LAUNCHER)) as Launcher;
     await seedEvidenceActivity(broker);
+    // Both exports must read the same chain: link every seeded event before either runs.
+    await broker.deps.auditChain.flush();
   });
 
   afterEach(async () => {
