@@ -179,6 +179,22 @@ describe("AWS Secrets Manager credentials", () => {
     expect(await registerSnapshot(broker)).toEqual(before);
   });
 
+  it("wrong region at registration names settings.region", async () => {
+    seedSecret(standin, "prod/wrong-region", { password: "pw-wrong-region" });
+    const before = await registerSnapshot(broker);
+
+    const response = await broker.request("POST", "/v1/secrets", {
+      token: broker.tokens.operator,
+      body: { name: "aws/wrong-region", adapter: ADAPTER, owner: "team", settings: standinSettings(standin, "prod/wrong-region", { region: "us-east-2" }) },
+    });
+
+    expectProblem(response, 502, "upstream_rejected");
+    expect(response.json.detail).toContain("settings.region us-east-2 must be the region of settings.endpoint");
+    expect(response.json.detail).toContain("InvalidSignatureException: Credential should be scoped to a valid region, not 'us-east-2'.");
+    expect(response.json.detail).not.toContain(standin.credentials.accessKeyId);
+    expect(await registerSnapshot(broker)).toEqual(before);
+  });
+
   it("values and credentials stay out of logs and audit", async () => {
     const texts = [broker.logs.join("\n"), JSON.stringify(await auditEvents(broker)), (await broker.request("GET", "/v1/secrets?limit=1000")).text];
     for (const text of texts) {
