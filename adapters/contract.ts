@@ -47,7 +47,9 @@ export interface AdapterCall {
   signal: AbortSignal;
   /**
    * Reads the current value of another secret kept by the local adapter, by name, such
-   * as the admin password a PostgreSQL secret's settings refer to.
+   * as the admin password a PostgreSQL secret's settings refer to. Rejects with an error
+   * whose `code` is `invalid_state` when no live local static secret with a current
+   * version has that name.
    */
   readLocalSecret(name: string): Promise<SecretData>;
 }

@@ -17,6 +17,7 @@ import { type AwsCall, prepareAwsCall } from "./aws-call.js";
 import { AwsClients, type AwsCredentials } from "./aws-clients.js";
 import { getSecretValue } from "./aws-operations.js";
 import { DEFAULT_STAGE, parseAwsSettings } from "./aws-settings.js";
+import { checkDatabaseRegistration } from "./database-registration.js";
 import { checkDatabaseLogin, newDatabaseValue, setDatabasePassword } from "./database-rotation.js";
 import { describeAwsRotation } from "./external-rotation.js";
 import { replaceField, toSecretData } from "./secret-value.js";
@@ -79,7 +80,11 @@ export class AwsSecretsManagerAdapter implements SecretAdapter {
   async createPending(call: AdapterCall, request: CreatePendingRequest): Promise<PendingVersion> {
     const aws = this.#prepare(call);
     if (request.rotationId === null) {
-      return adoptCurrentVersion(aws, request);
+      return adoptCurrentVersion(aws, request, async (current) => {
+        if (aws.settings.database !== undefined) {
+          await checkDatabaseRegistration(this.#pools, aws, current);
+        }
+      });
     }
     return createPendingVersion(aws, request.rotationId, request, (current) => this.#newValue(aws, current));
   }

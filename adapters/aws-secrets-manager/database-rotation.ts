@@ -43,7 +43,7 @@ export async function checkDatabaseLogin(aws: AwsCall, value: GetSecretValueComm
 }
 
 /** Copies the adapter call with the database settings in place of the AWS ones, as the PostgreSQL adapter's functions read them. */
-function databaseCall(aws: AwsCall): AdapterCall {
+export function databaseCall(aws: AwsCall): AdapterCall {
   return { ...aws.call, secret: { ...aws.call.secret, settings: database(aws) as unknown as Record<string, unknown> } };
 }
 
@@ -54,20 +54,32 @@ function database(aws: AwsCall): PostgresStaticSettings {
   return aws.settings.database;
 }
 
+/** A version's role login, or the setting that does not fit the value and why. */
+export type RoleValue = { login: RoleLogin } | { setting: "database" | "database.role.name"; reason: string };
+
 /** Reads username and password from a version's JSON value; the username must be the role in `database.role.name`. */
-function roleLoginOf(aws: AwsCall, value: GetSecretValueCommandOutput): RoleLogin {
+export function readRoleValue(aws: AwsCall, value: GetSecretValueCommandOutput): RoleValue {
   const roleName = database(aws).role.name;
   const of = `value of AWS secret ${aws.context.secretId} version ${value.VersionId ?? "(new)"}`;
   const fields = value.SecretString === undefined ? undefined : parseObject(value.SecretString);
   if (!fields) {
-    throw new UpstreamRejected(`${of} is not a JSON object; a database secret has fields ${USERNAME_FIELD} and ${PASSWORD_FIELD}`);
+    return { setting: "database", reason: `${of} is not a JSON object; a database secret has fields ${USERNAME_FIELD} and ${PASSWORD_FIELD}` };
   }
-  if (fields[USERNAME_FIELD] !== undefined && fields[USERNAME_FIELD] !== roleName) {
-    throw new UpstreamRejected(`${of} has a ${USERNAME_FIELD} other than database.role.name ${roleName}; correct one of them`);
+  const username = fields[USERNAME_FIELD];
+  if (username !== undefined && username !== roleName) {
+    return { setting: "database.role.name", reason: `${of} has a ${USERNAME_FIELD} other than database.role.name ${roleName}; correct one of them` };
   }
   const password = fields[PASSWORD_FIELD];
   if (typeof password !== "string" || password === "") {
-    throw new UpstreamRejected(`${of} has no string field ${PASSWORD_FIELD}`);
+    return { setting: "database", reason: `${of} has no string field ${PASSWORD_FIELD}` };
   }
-  return { username: roleName, password };
+  return { login: { username: roleName, password } };
+}
+
+function roleLoginOf(aws: AwsCall, value: GetSecretValueCommandOutput): RoleLogin {
+  const checked = readRoleValue(aws, value);
+  if ("reason" in checked) {
+    throw new UpstreamRejected(checked.reason);
+  }
+  return checked.login;
 }

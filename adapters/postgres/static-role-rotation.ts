@@ -158,6 +158,18 @@ export async function setStaticRolePassword(pools: ConnectionPools, call: Adapte
 
 /** Rejects a role that does not exist, is a superuser or is the admin role the broker logs in as. */
 async function requireRotatableRole(call: AdapterCall, prepared: PreparedCall<PostgresStaticSettings>): Promise<void> {
+  const problem = await rotatableRoleProblem(call, prepared);
+  if (problem !== null) {
+    throw problem;
+  }
+}
+
+/**
+ * Returns why the static role in the settings cannot be rotated: it does not exist, is a
+ * superuser or is the admin role the broker logs in as. Returns null for a rotatable
+ * role, and throws the mapped error when the role cannot be read.
+ */
+export async function rotatableRoleProblem(call: AdapterCall, prepared: PreparedCall<PostgresStaticSettings>): Promise<UpstreamNotFound | UpstreamRejected | null> {
   const { settings, pool, context } = prepared;
   const roleName = settings.role.name;
   const on = `on ${context.server} for secret ${context.secretName}`;
@@ -170,18 +182,19 @@ async function requireRotatableRole(call: AdapterCall, prepared: PreparedCall<Po
   }
 
   if (!attributes) {
-    throw roleNotFound(context, roleName);
+    return roleNotFound(context, roleName);
   }
   if (attributes.isCurrentUser) {
-    throw new UpstreamRejected(
+    return new UpstreamRejected(
       `role ${roleName} is the admin role the broker logs in as ${on}; the broker does not rotate its own login, so name another role in role.name`,
     );
   }
   if (attributes.superuser) {
-    throw new UpstreamRejected(
+    return new UpstreamRejected(
       `role ${roleName} is a superuser ${on}; the broker does not rotate superuser passwords, so name a non-superuser login role in role.name`,
     );
   }
+  return null;
 }
 
 function roleNotFound(context: ErrorContext, roleName: string): UpstreamNotFound {
