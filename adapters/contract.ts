@@ -170,6 +170,14 @@ export interface SecretAdapter {
    */
   upstreamKey?(settings: Record<string, unknown>): string | null;
 
+  /**
+   * Returns the settings with their reference to the upstream secret in its canonical
+   * form, such as an AWS secret name replaced by the secret's ARN, so that `upstreamKey`
+   * recognises one upstream secret however it was named. Called when a secret is
+   * created, before the duplicate check; it may reach the upstream.
+   */
+  resolveSettings?(call: AdapterCall): Promise<Record<string, unknown>>;
+
   /** Releases connections and timers; called once at broker shutdown. */
   close(): Promise<void>;
 }

@@ -15,7 +15,7 @@ import { generateValue } from "../local/generate-value.js";
 import { ConnectionPools } from "../postgres/connection-pools.js";
 import { type AwsCall, prepareAwsCall } from "./aws-call.js";
 import { AwsClients, type AwsCredentials } from "./aws-clients.js";
-import { getSecretValue } from "./aws-operations.js";
+import { getSecretValue, resolveSecretArn } from "./aws-operations.js";
 import { DEFAULT_STAGE, parseAwsSettings } from "./aws-settings.js";
 import { checkDatabaseRegistration } from "./database-registration.js";
 import { checkDatabaseLogin, newDatabaseValue, setDatabasePassword } from "./database-rotation.js";
@@ -58,10 +58,18 @@ export class AwsSecretsManagerAdapter implements SecretAdapter {
     return parseAwsSettings(kind, settings) as unknown as Record<string, unknown>;
   }
 
-  /** Returns the AWS secret, by the name or ARN the settings give, in its region and at its endpoint. */
+  /**
+   * Returns the AWS secret, by the name or ARN the settings give, in its region and at its
+   * endpoint. Registration stores the ARN (`resolveSettings`), so one AWS secret has one key.
+   */
   upstreamKey(settings: Record<string, unknown>): string | null {
     const { secret_id: secretId, region, endpoint } = settings as { secret_id: string; region?: string; endpoint?: string };
     return `${endpoint ?? "aws"} ${region ?? "default region"} ${secretId}`;
+  }
+
+  /** Replaces `secret_id` with the secret's full ARN, read with DescribeSecret. */
+  async resolveSettings(call: AdapterCall): Promise<Record<string, unknown>> {
+    return (await resolveSecretArn(this.#prepare(call))) as unknown as Record<string, unknown>;
   }
 
   async issue(call: AdapterCall, _request: IssueRequest): Promise<IssuedCredential> {

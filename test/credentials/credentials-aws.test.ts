@@ -99,6 +99,33 @@ describe("AWS Secrets Manager credentials", () => {
     expect(again.json.detail).toContain(`secret '${secret.name}' (${secret.id}) already refers to`);
   });
 
+  it("registration by name stores the ARN", async () => {
+    const { secret, stored } = await grantedSecret({ password: "pw-arn-stored" });
+
+    expect(secret.settings["secret_id"]).toBe(stored.arn);
+    expect(secret.settings["region"]).toBe("eu-west-1");
+  });
+
+  it.each([
+    ["name, then ARN", (stored: { name: string; arn: string }) => [stored.name, stored.arn]],
+    ["ARN, then name", (stored: { name: string; arn: string }) => [stored.arn, stored.name]],
+  ])("one AWS secret by %s refused", async (_case, order) => {
+    const stored = seedSecret(standin, `prod/${uniqueName("named")}`, { password: "pw-by-name-and-arn" });
+    const [firstId, secondId] = order(stored);
+    const first = await createSecret(broker, { name: `aws/${uniqueName("first")}`, adapter: ADAPTER, generate: undefined, settings: standinSettings(standin, firstId!) });
+    const before = await registerSnapshot(broker);
+
+    const again = await broker.request("POST", "/v1/secrets", {
+      token: broker.tokens.operator,
+      body: { name: `aws/${uniqueName("second")}`, adapter: ADAPTER, kind: "static", owner: "team-orders", settings: standinSettings(standin, secondId!) },
+    });
+
+    expectProblem(again, 409, "conflict");
+    expect(again.json.detail).toContain(`secret '${first.name}' (${first.id}) already refers to`);
+    expect(again.json.detail).toContain(stored.arn);
+    expect(await registerSnapshot(broker)).toEqual(before);
+  });
+
   it("throttled read retried and issued", async () => {
     const { secret, accessToken } = await grantedSecret("plain-throttled-4");
     standin.failNext("GetSecretValue", { type: "ThrottlingException", message: "Rate exceeded" }, 1);
