@@ -8,8 +8,7 @@ const SECRET_NAME_PATTERN = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
 /** `arn:<partition>:secretsmanager:<region>:<account>:secret:<name>-<6 random characters>` */
 const SECRET_ARN_PATTERN = /^arn:aws[a-z-]*:secretsmanager:([a-z0-9-]+):\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$/;
 const REGION_PATTERN = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
-/** VersionIds are ClientRequestTokens: 32 to 64 characters. */
-/** A VersionId: AWS's own are UUIDs, and the broker's rotations use `secrets-broker-<rotation id>`, which contains `_`. */
+/** A VersionId, 32 to 64 characters: AWS's own are UUIDs, and the broker's rotations use `secrets-broker-<rotation id>`, which contains `_`. */
 const VERSION_ID_PATTERN = /^[A-Za-z0-9_-]{32,64}$/;
 /** Staging labels: 1 to 256 characters. */
 const STAGE_PATTERN = /^[A-Za-z0-9_.:/+=@-]{1,256}$/;

@@ -1,9 +1,7 @@
-import { readFile } from "node:fs/promises";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { seedSecret, startAwsStandin } from "../support/aws-standin/aws-fixture.js";
-import { type AwsStandin, STANDIN_REGION } from "../support/aws-standin/standin-server.js";
-import { type BrokerProcess, type CliResult, startBrokerProcess } from "../support/broker-process.js";
+import { seedSecret, startAwsStandin, startStandinBroker } from "../support/aws-standin/aws-fixture.js";
+import type { AwsStandin } from "../support/aws-standin/standin-server.js";
+import type { BrokerProcess, CliResult } from "../support/broker-process.js";
 
 const LAMBDA = "arn:aws:lambda:eu-west-1:123456789012:function:rotate-payments";
 
@@ -20,16 +18,7 @@ describe("secrets-broker discover aws", () => {
 
   beforeAll(async () => {
     standin = await startAwsStandin();
-    broker = await startBrokerProcess({
-      AWS_ACCESS_KEY_ID: standin.credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: standin.credentials.secretAccessKey,
-      AWS_REGION: STANDIN_REGION,
-      AWS_ENDPOINT_URL_SECRETS_MANAGER: standin.endpoint,
-      AWS_CONFIG_FILE: "/nonexistent/aws-config",
-      AWS_SHARED_CREDENTIALS_FILE: "/nonexistent/aws-credentials",
-      AWS_EC2_METADATA_DISABLED: "true",
-    });
-    asAdmin = { BROKER_TOKEN: (await readFile(path.join(broker.dataDir, "admin-token"), "utf8")).trim() };
+    ({ broker, asAdmin } = await startStandinBroker(standin));
     // 105 secrets under prod/, so that listing takes two ListSecrets pages.
     for (let index = 0; index < 102; index += 1) {
       seedSecret(standin, `prod/bulk/item-${String(index).padStart(3, "0")}`, "bulk", { tags: [{ Key: "owner", Value: "team-bulk" }] });
