@@ -6,6 +6,8 @@ import type { AwsStandin } from "../support/aws-standin/standin-server.js";
 import type { BrokerProcess } from "../support/broker-process.js";
 
 const LAMBDA = "arn:aws:lambda:eu-west-1:123456789012:function:rotate-billing";
+/** The AWS SDK 3.1178.0 warns once per process on Node versions below this major. */
+const SDK_WARNING_BELOW_NODE = 22;
 
 /**
  * `secrets-broker secret rotation-schedule` against a broker process that reads the
@@ -39,6 +41,11 @@ describe("secrets-broker secret rotation-schedule", () => {
     expect(created.code, created.stderr).toBe(0);
     return { stored, id: JSON.parse(created.stdout).id as string };
   }
+
+  it("start prints no AWS SDK warning", () => {
+    // The SDK warns on Node 20 when it builds its first client, which the broker does at its first AWS read.
+    expect(broker.output()).not.toContain("NodeVersionSupportWarning");
+  });
 
   it("schedule by name as JSON", async () => {
     const { id } = await registerLambdaRotated("billing-json");
@@ -85,5 +92,11 @@ describe("secrets-broker secret rotation-schedule", () => {
 
     expect(result.code).toBe(1);
     expect(result.stderr).toContain("no secret is named 'aws/no-such-secret'");
+  });
+
+  it("AWS SDK warning printed once, on Node before 22", () => {
+    const expected = Number(process.versions.node.split(".")[0]) < SDK_WARNING_BELOW_NODE ? 1 : 0;
+
+    expect(broker.output().split("NodeVersionSupportWarning").length - 1).toBe(expected);
   });
 });
