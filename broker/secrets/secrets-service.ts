@@ -14,7 +14,7 @@ import { nextRotationAt } from "../rotation/rotation-policy.js";
 import { fingerprintOf, toSecretData } from "./fingerprint.js";
 import { readUpstreamRotation, rotatedUpstreamReason, toExternalRotation } from "./external-rotation.js";
 import { localSecretReader } from "./local-secret-reader.js";
-import { ensureUpstreamFree, resolveUpstreamSettings } from "./upstream-settings.js";
+import { ensureSameUpstream, ensureUpstreamFree, resolveUpstreamSettings } from "./upstream-settings.js";
 import { DEFAULT_SECRET_TTL_SECONDS, type SecretCreateInput, type SecretFilterInput, type SecretUpdateInput, type SecretView } from "./secret-schemas.js";
 import { type SecretRow, toSecretRef, toSecretView, type VersionRow } from "./secret-views.js";
 
@@ -217,6 +217,9 @@ export async function updateSecret(
   const current = await findSecret(tx, id, true);
   ensureNotDeleted(current);
   const settings = input.settings === undefined ? undefined : deps.adapters.parseSettings(current.adapter, current.kind as SecretKind, input.settings);
+  if (settings !== undefined) {
+    ensureSameUpstream(deps, current, settings);
+  }
   const defaultTtl = input.default_ttl ?? current.defaultTtl;
   const maxTtl = input.max_ttl ?? current.maxTtl;
   if (defaultTtl > maxTtl) {

@@ -2,7 +2,7 @@ import { and, eq, isNull } from "drizzle-orm";
 import type { SecretKind } from "../../adapters/contract.js";
 import { secrets } from "../db/schema.js";
 import type { BrokerDeps } from "../deps.js";
-import { Conflict } from "../errors.js";
+import { Conflict, ValidationFailed } from "../errors.js";
 import { localSecretReader } from "./local-secret-reader.js";
 import { type SecretRow, toSecretRef } from "./secret-views.js";
 
@@ -36,3 +36,25 @@ export async function ensureUpstreamFree(deps: BrokerDeps, adapterName: string, 
   }
 }
 
+
+/**
+ * Rejects new settings of a static secret that point at another upstream secret than
+ * the stored ones: the secret's versions were recorded from that upstream, and
+ * registration checked it for duplicates.
+ */
+export function ensureSameUpstream(deps: BrokerDeps, current: SecretRow, settings: Record<string, unknown>): void {
+  const adapter = deps.adapters.get(current.adapter);
+  if (current.kind !== "static" || adapter.upstreamKey === undefined) {
+    return;
+  }
+  const before = adapter.upstreamKey(current.settings);
+  const after = adapter.upstreamKey(settings);
+  if (before !== after) {
+    throw new ValidationFailed([
+      {
+        name: "settings",
+        reason: `refer to ${after ?? "no upstream secret"}, but secret ${current.name} records the versions of ${before}; keep that reference, or register a new secret for the other upstream`,
+      },
+    ]);
+  }
+}

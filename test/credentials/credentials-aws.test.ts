@@ -126,6 +126,22 @@ describe("AWS Secrets Manager credentials", () => {
     expect(await registerSnapshot(broker)).toEqual(before);
   });
 
+  it("settings change to another AWS secret refused", async () => {
+    const { secret } = await grantedSecret({ password: "pw-patch-1" });
+    const other = seedSecret(standin, `prod/${uniqueName("other")}`, { password: "pw-patch-other" });
+    const before = await registerSnapshot(broker);
+
+    const moved = await broker.request("PATCH", `/v1/secrets/${secret.id}`, { token: broker.tokens.operator, body: { settings: { ...secret.settings, secret_id: other.arn } } });
+
+    expectProblem(moved, 400, "validation_failed");
+    expect(invalidParamNames(moved)).toEqual(["settings"]);
+    expect(moved.json.detail).toContain(`records the versions of`);
+    expect(await registerSnapshot(broker)).toEqual(before);
+    const retuned = await broker.request("PATCH", `/v1/secrets/${secret.id}`, { token: broker.tokens.operator, body: { settings: { ...secret.settings, timeouts: { connect_ms: 1000, request_ms: 2000 } } } });
+    expect(retuned.status, retuned.text).toBe(200);
+    expect(retuned.json.settings.timeouts).toEqual({ connect_ms: 1000, request_ms: 2000 });
+  });
+
   it("throttled read retried and issued", async () => {
     const { secret, accessToken } = await grantedSecret("plain-throttled-4");
     standin.failNext("GetSecretValue", { type: "ThrottlingException", message: "Rate exceeded" }, 1);
