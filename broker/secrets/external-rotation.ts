@@ -40,7 +40,8 @@ export function rotatedUpstreamReason(external: ExternalRotation): string {
 /**
  * Records on the secret what the upstream's rotation is now: marks it when the upstream
  * rotates it, and clears the mark when it no longer does. The broker's own schedule stops
- * while the mark is set and restarts from the secret's rotation policy when it is cleared.
+ * while the mark is set and restarts from the secret's rotation policy when it is cleared;
+ * an unchanged mark leaves the schedule alone.
  * Writes `secret.external_rotation_refresh` with the rotator before and after.
  */
 export async function recordExternalRotation(
@@ -53,7 +54,10 @@ export async function recordExternalRotation(
   const now = deps.clock.now();
   const externalRotation = toExternalRotation(upstream, now);
   const since = row.lastRotatedAt ?? row.createdAt;
-  const scheduled = externalRotation === null && row.currentVersion !== null ? nextRotationAt(row.rotation, since, row.id) : null;
+  const markChanged = (row.externalRotation === null) !== (externalRotation === null);
+  const restarted = externalRotation === null && row.currentVersion !== null ? nextRotationAt(row.rotation, since, row.id) : null;
+  // An unchanged mark keeps the schedule as it is, such as a retry time after a rollback.
+  const scheduled = markChanged ? restarted : row.nextRotationAt;
 
   const [updated] = await tx.update(secrets).set({ externalRotation, nextRotationAt: scheduled, updatedAt: now }).where(eq(secrets.id, row.id)).returning();
   record({

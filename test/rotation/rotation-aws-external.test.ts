@@ -191,12 +191,16 @@ describe("AWS rotation schedules and Lambda rotation", () => {
     expect(await registerSnapshot(broker)).toEqual(before);
   });
 
-  it("refresh leaves a local secret unmarked", async () => {
-    const local = await createSecret(broker, { name: `local/${uniqueName("refresh")}` });
+  it("refresh leaves a local secret unmarked and its schedule alone", async () => {
+    const local = await createSecret(broker, { name: `local/${uniqueName("refresh")}`, rotation: { max_age: 86_400 } });
+    // A retry time after a rollback differs from what the policy alone gives.
+    const retryAt = "2030-01-02T03:04:05.000Z";
+    await broker.query(`update secrets set next_rotation_at = '${retryAt}' where id = '${local.id}'`);
 
     const refreshed = await broker.request("POST", `/v1/secrets/${local.id}/external-rotation/refresh`, { token: broker.tokens.operator });
 
     expect(refreshed.status, refreshed.text).toBe(200);
     expect(refreshed.json.external_rotation).toBeNull();
+    expect(refreshed.json.next_rotation_at).toBe(retryAt);
   });
 });
