@@ -155,6 +155,15 @@ export interface SecretAdapter {
   discardPending(call: AdapterCall, pending: VersionRef, current: VersionRef | null): Promise<void>;
 
   /**
+   * Ends what still works of `retired`, an older version, after the finish step, when the
+   * rotation revokes the older versions' leases (`old_leases: "revoke"`, or a compromise).
+   * Adapters whose set step already replaced the only credential leave it out. It must be
+   * safe to repeat, because a failed finish step runs again, and it must leave the
+   * credential of the current version working.
+   */
+  retireVersion?(call: AdapterCall, retired: VersionRef): Promise<void>;
+
+  /**
    * Reads the upstream's own rotation configuration of a secret, for adapters whose
    * upstream can rotate secrets itself. A secret the upstream rotates is not rotated by
    * the broker, so that it is not rotated twice.
