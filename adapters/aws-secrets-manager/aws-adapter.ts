@@ -15,10 +15,10 @@ import { generateValue } from "../local/generate-value.js";
 import { ConnectionPools } from "../postgres/connection-pools.js";
 import { type AwsCall, prepareAwsCall } from "./aws-call.js";
 import { AwsClients, type AwsCredentials } from "./aws-clients.js";
-import { getSecretValue, resolveSecretArn } from "./aws-operations.js";
+import { AWSCURRENT, getSecretValue, resolveSecretArn } from "./aws-operations.js";
 import { DEFAULT_STAGE, parseAwsSettings } from "./aws-settings.js";
 import { checkDatabaseRegistration } from "./database-registration.js";
-import { checkDatabaseLogin, newDatabaseValue, setDatabasePassword } from "./database-rotation.js";
+import { checkDatabaseLogin, isAlternating, newDatabaseValue, retireDatabaseRole, setDatabasePassword } from "./database-rotation.js";
 import { describeAwsRotation } from "./external-rotation.js";
 import { replaceField, toSecretData } from "./secret-value.js";
 import { adoptCurrentVersion, createPendingVersion, discardPendingVersion, promotePendingVersion, readPendingVersion } from "./staged-rotation.js";
@@ -118,13 +118,35 @@ export class AwsSecretsManagerAdapter implements SecretAdapter {
     await promotePendingVersion(this.#prepare(call), pending);
   }
 
-  /** Puts the current password back on a database role first, then the staging labels. */
+  /**
+   * Puts the current password back on a database role first, then the staging labels.
+   * With alternating users the pending role also gets a random password, so that the
+   * discarded value does not stay a working login.
+   */
   async discardPending(call: AdapterCall, pending: VersionRef, current: VersionRef | null): Promise<void> {
     const aws = this.#prepare(call);
     if (aws.settings.database !== undefined && current !== null) {
-      await setDatabasePassword(this.#pools, aws, await getSecretValue(aws, { versionId: current.version }));
+      const currentValue = await getSecretValue(aws, { versionId: current.version });
+      await setDatabasePassword(this.#pools, aws, currentValue);
+      if (isAlternating(aws)) {
+        await retireDatabaseRole(this.#pools, aws, await getSecretValue(aws, { versionId: pending.version }), currentValue);
+      }
     }
     await discardPendingVersion(aws, pending, current);
+  }
+
+  /**
+   * Ends the login of an older version of an alternating-users database secret: its role
+   * gets a random password, unless AWSCURRENT names the same role. Other secrets have
+   * nothing to end, because the set step already replaced the only password.
+   */
+  async retireVersion(call: AdapterCall, retired: VersionRef): Promise<void> {
+    const aws = this.#prepare(call);
+    if (aws.settings.database === undefined || !isAlternating(aws)) {
+      return;
+    }
+    const retiredValue = await getSecretValue(aws, { versionId: retired.version });
+    await retireDatabaseRole(this.#pools, aws, retiredValue, await getSecretValue(aws, { stage: AWSCURRENT }));
   }
 
   /** Reads RotationEnabled, the rotation Lambda and RotationRules with DescribeSecret. */

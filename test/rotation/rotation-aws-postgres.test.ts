@@ -95,7 +95,7 @@ describe.skipIf(!TEST_POSTGRES_URL)("rotation of an AWS database secret", () => 
     expect((await runRotationTick(broker.deps, "test")).outcomes).toEqual(["completed"]);
 
     expect((await readLease(broker, old.lease_id)).status).toBe("active");
-    // One login role has one password, so the old one stops working at the set step even under grace.
+    // The single-user strategy rotates one login role, so the old password stops working at the set step even under grace.
     expect(await loginCode(old.data.username, old.data.password)).toBe("28P01");
   });
 
