@@ -47,7 +47,9 @@ export interface AdapterCall {
   signal: AbortSignal;
   /**
    * Reads the current value of another secret kept by the local adapter, by name, such
-   * as the admin password a PostgreSQL secret's settings refer to.
+   * as the admin password a PostgreSQL secret's settings refer to. Rejects with an error
+   * whose `code` is `invalid_state` when no live local static secret with a current
+   * version has that name.
    */
   readLocalSecret(name: string): Promise<SecretData>;
 }
@@ -153,6 +155,15 @@ export interface SecretAdapter {
   discardPending(call: AdapterCall, pending: VersionRef, current: VersionRef | null): Promise<void>;
 
   /**
+   * Ends what still works of `retired`, an older version, after the finish step, when the
+   * rotation revokes the older versions' leases (`old_leases: "revoke"`, or a compromise).
+   * Adapters whose set step already replaced the only credential leave it out. It must be
+   * safe to repeat, because a failed finish step runs again, and it must leave the
+   * credential of the current version working.
+   */
+  retireVersion?(call: AdapterCall, retired: VersionRef): Promise<void>;
+
+  /**
    * Reads the upstream's own rotation configuration of a secret, for adapters whose
    * upstream can rotate secrets itself. A secret the upstream rotates is not rotated by
    * the broker, so that it is not rotated twice.
@@ -167,6 +178,14 @@ export interface SecretAdapter {
    * themselves leave it out.
    */
   upstreamKey?(settings: Record<string, unknown>): string | null;
+
+  /**
+   * Returns the settings with their reference to the upstream secret in its canonical
+   * form, such as an AWS secret name replaced by the secret's ARN, so that `upstreamKey`
+   * recognises one upstream secret however it was named. Called when a secret is
+   * created, before the duplicate check; it may reach the upstream.
+   */
+  resolveSettings?(call: AdapterCall): Promise<Record<string, unknown>>;
 
   /** Releases connections and timers; called once at broker shutdown. */
   close(): Promise<void>;

@@ -15,9 +15,10 @@ import { generateValue } from "../local/generate-value.js";
 import { ConnectionPools } from "../postgres/connection-pools.js";
 import { type AwsCall, prepareAwsCall } from "./aws-call.js";
 import { AwsClients, type AwsCredentials } from "./aws-clients.js";
-import { getSecretValue } from "./aws-operations.js";
+import { AWSCURRENT, getSecretValue, resolveSecretArn } from "./aws-operations.js";
 import { DEFAULT_STAGE, parseAwsSettings } from "./aws-settings.js";
-import { checkDatabaseLogin, newDatabaseValue, setDatabasePassword } from "./database-rotation.js";
+import { checkDatabaseRegistration } from "./database-registration.js";
+import { checkDatabaseLogin, isAlternating, newDatabaseValue, retireDatabaseRole, setDatabasePassword } from "./database-rotation.js";
 import { describeAwsRotation } from "./external-rotation.js";
 import { replaceField, toSecretData } from "./secret-value.js";
 import { adoptCurrentVersion, createPendingVersion, discardPendingVersion, promotePendingVersion, readPendingVersion } from "./staged-rotation.js";
@@ -57,10 +58,18 @@ export class AwsSecretsManagerAdapter implements SecretAdapter {
     return parseAwsSettings(kind, settings) as unknown as Record<string, unknown>;
   }
 
-  /** Returns the AWS secret, by the name or ARN the settings give, in its region and at its endpoint. */
+  /**
+   * Returns the AWS secret, by the name or ARN the settings give, in its region and at its
+   * endpoint. Registration stores the ARN (`resolveSettings`), so one AWS secret has one key.
+   */
   upstreamKey(settings: Record<string, unknown>): string | null {
     const { secret_id: secretId, region, endpoint } = settings as { secret_id: string; region?: string; endpoint?: string };
     return `${endpoint ?? "aws"} ${region ?? "default region"} ${secretId}`;
+  }
+
+  /** Replaces `secret_id` with the secret's full ARN, read with DescribeSecret. */
+  async resolveSettings(call: AdapterCall): Promise<Record<string, unknown>> {
+    return (await resolveSecretArn(this.#prepare(call))) as unknown as Record<string, unknown>;
   }
 
   async issue(call: AdapterCall, _request: IssueRequest): Promise<IssuedCredential> {
@@ -79,7 +88,11 @@ export class AwsSecretsManagerAdapter implements SecretAdapter {
   async createPending(call: AdapterCall, request: CreatePendingRequest): Promise<PendingVersion> {
     const aws = this.#prepare(call);
     if (request.rotationId === null) {
-      return adoptCurrentVersion(aws, request);
+      return adoptCurrentVersion(aws, request, async (current) => {
+        if (aws.settings.database !== undefined) {
+          await checkDatabaseRegistration(this.#pools, aws, current);
+        }
+      });
     }
     return createPendingVersion(aws, request.rotationId, request, (current) => this.#newValue(aws, current));
   }
@@ -105,13 +118,35 @@ export class AwsSecretsManagerAdapter implements SecretAdapter {
     await promotePendingVersion(this.#prepare(call), pending);
   }
 
-  /** Puts the current password back on a database role first, then the staging labels. */
+  /**
+   * Puts the current password back on a database role first, then the staging labels.
+   * With alternating users the pending role also gets a random password, so that the
+   * discarded value does not stay a working login.
+   */
   async discardPending(call: AdapterCall, pending: VersionRef, current: VersionRef | null): Promise<void> {
     const aws = this.#prepare(call);
     if (aws.settings.database !== undefined && current !== null) {
-      await setDatabasePassword(this.#pools, aws, await getSecretValue(aws, { versionId: current.version }));
+      const currentValue = await getSecretValue(aws, { versionId: current.version });
+      await setDatabasePassword(this.#pools, aws, currentValue);
+      if (isAlternating(aws)) {
+        await retireDatabaseRole(this.#pools, aws, await getSecretValue(aws, { versionId: pending.version }), currentValue);
+      }
     }
     await discardPendingVersion(aws, pending, current);
+  }
+
+  /**
+   * Ends the login of an older version of an alternating-users database secret: its role
+   * gets a random password, unless AWSCURRENT names the same role. Other secrets have
+   * nothing to end, because the set step already replaced the only password.
+   */
+  async retireVersion(call: AdapterCall, retired: VersionRef): Promise<void> {
+    const aws = this.#prepare(call);
+    if (aws.settings.database === undefined || !isAlternating(aws)) {
+      return;
+    }
+    const retiredValue = await getSecretValue(aws, { versionId: retired.version });
+    await retireDatabaseRole(this.#pools, aws, retiredValue, await getSecretValue(aws, { stage: AWSCURRENT }));
   }
 
   /** Reads RotationEnabled, the rotation Lambda and RotationRules with DescribeSecret. */

@@ -25,7 +25,12 @@ export interface AwsCall {
 export function prepareAwsCall(clients: AwsClients, call: AdapterCall): AwsCall {
   const settings = parseAwsSettings(call.secret.kind, call.secret.settings);
   const client = clients.clientFor(settings);
-  const context: AwsErrorContext = { secretName: call.secret.name, secretId: settings.secret_id, region: settings.region ?? DEFAULT_REGION_LABEL };
+  const context: AwsErrorContext = {
+    secretName: call.secret.name,
+    secretId: settings.secret_id,
+    region: settings.region ?? DEFAULT_REGION_LABEL,
+    ...(settings.endpoint === undefined ? {} : { endpoint: settings.endpoint }),
+  };
   return {
     call,
     settings,

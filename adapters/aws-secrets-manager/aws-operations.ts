@@ -7,6 +7,7 @@ import {
   UpdateSecretVersionStageCommand,
 } from "@aws-sdk/client-secrets-manager";
 import type { AwsCall } from "./aws-call.js";
+import { type AwsSecretSettings, parseAwsSettings } from "./aws-settings.js";
 
 export const AWSCURRENT = "AWSCURRENT";
 export const AWSPENDING = "AWSPENDING";
@@ -45,4 +46,17 @@ export async function updateStage(aws: AwsCall, stage: string, change: { moveTo?
 export function versionWithStage(description: DescribeSecretCommandOutput, stage: string): string | undefined {
   const entries = Object.entries(description.VersionIdsToStages ?? {});
   return entries.find(([, stages]) => stages.includes(stage))?.[0];
+}
+
+/**
+ * Returns the settings with `secret_id` set to the secret's full ARN, as DescribeSecret
+ * reports it. The ARN keeps pointing at this secret, so a later secret created under the
+ * same name is not taken for it.
+ */
+export async function resolveSecretArn(aws: AwsCall): Promise<AwsSecretSettings> {
+  const description = await describeSecret(aws);
+  if (description.ARN === undefined) {
+    return aws.settings;
+  }
+  return parseAwsSettings(aws.call.secret.kind, { ...aws.settings, secret_id: description.ARN });
 }

@@ -16,15 +16,19 @@ export function rotationToken(rotationId: string): string {
 /** Builds the SecretString of a new version from the AWSCURRENT value. */
 export type ValueGenerator = (current: Awaited<ReturnType<typeof getSecretValue>>) => string;
 
+/** Checks the AWSCURRENT value and the settings against it before the broker adopts it. */
+export type CurrentValueCheck = (current: Awaited<ReturnType<typeof getSecretValue>>) => Promise<void>;
+
 /**
  * Adopts the AWSCURRENT version as the broker's first version when the secret is
  * registered. The value stays in AWS; the broker keeps its VersionId and fingerprint.
  */
-export async function adoptCurrentVersion(aws: AwsCall, request: CreatePendingRequest): Promise<PendingVersion> {
+export async function adoptCurrentVersion(aws: AwsCall, request: CreatePendingRequest, check: CurrentValueCheck): Promise<PendingVersion> {
   if (request.value !== undefined) {
     throw new UpstreamRejected(`secret ${aws.context.secretName} takes its first version from AWS; leave out value, or rotate the secret to store a new one`);
   }
   const current = await getSecretValue(aws, { stage: AWSCURRENT });
+  await check(current);
   return { version: current.VersionId!, sealedValue: null, data: toSecretData(current) };
 }
 

@@ -121,6 +121,28 @@ export async function setRolePassword(pool: postgres.Sql, signal: AbortSignal, r
   }
 }
 
+/**
+ * Runs ALTER ROLE ... PASSWORD in a transaction and rolls it back, so that the role keeps
+ * its password. Throws what the statement threw, such as insufficient_privilege.
+ */
+export async function tryRolePassword(pool: postgres.Sql, signal: AbortSignal, roleName: string, passwordVerifier: string): Promise<void> {
+  try {
+    await pool.begin(async (tx) => {
+      await runQuery(signal, tx`alter role ${tx(roleName)} password ${stringLiteral(tx, passwordVerifier)}`);
+      throw new RollbackRequested();
+    });
+  } catch (error) {
+    if (!(error instanceof RollbackRequested)) {
+      throw error;
+    }
+  }
+}
+
+/** Thrown inside a transaction to roll it back on purpose. */
+class RollbackRequested extends Error {
+  override name = "RollbackRequested";
+}
+
 /** Attributes of a role that decide whether the broker may change its password. */
 export interface RoleAttributes {
   superuser: boolean;

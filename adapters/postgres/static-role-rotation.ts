@@ -10,7 +10,7 @@ import type { PostgresStaticSettings } from "./postgres-settings.js";
 import { callSettings, type PreparedCall, prepareCall } from "./prepare-call.js";
 import { newPassword } from "./role-credentials.js";
 import { checkRoleLogin, type RoleLogin, roleLoginError } from "./role-login.js";
-import { type RoleAttributes, readRoleAttributes, setRolePassword } from "./role-statements.js";
+import { type RoleAttributes, readRoleAttributes, setRolePassword, tryRolePassword } from "./role-statements.js";
 import { newScramVerifier } from "./scram-verifier.js";
 import { givenPassword, nextVersion, openRoleLogin, sealRoleLogin } from "./static-role-value.js";
 
@@ -158,6 +158,23 @@ export async function setStaticRolePassword(pools: ConnectionPools, call: Adapte
 
 /** Rejects a role that does not exist, is a superuser or is the admin role the broker logs in as. */
 async function requireRotatableRole(call: AdapterCall, prepared: PreparedCall<PostgresStaticSettings>): Promise<void> {
+  const problem = await rotatableRoleProblem(call, prepared);
+  if (problem !== null) {
+    throw problem;
+  }
+}
+
+/**
+ * Returns why the static role in the settings cannot be rotated: it does not exist, is a
+ * superuser or is the admin role the broker logs in as. Returns null for a rotatable
+ * role, and throws the mapped error when the role cannot be read. Messages tell the
+ * operator to correct `setting`, the setting that named the role.
+ */
+export async function rotatableRoleProblem(
+  call: AdapterCall,
+  prepared: PreparedCall<PostgresStaticSettings>,
+  setting = "role.name",
+): Promise<UpstreamNotFound | UpstreamRejected | null> {
   const { settings, pool, context } = prepared;
   const roleName = settings.role.name;
   const on = `on ${context.server} for secret ${context.secretName}`;
@@ -170,23 +187,45 @@ async function requireRotatableRole(call: AdapterCall, prepared: PreparedCall<Po
   }
 
   if (!attributes) {
-    throw roleNotFound(context, roleName);
+    return roleNotFound(context, roleName, setting);
   }
   if (attributes.isCurrentUser) {
-    throw new UpstreamRejected(
-      `role ${roleName} is the admin role the broker logs in as ${on}; the broker does not rotate its own login, so name another role in role.name`,
+    return new UpstreamRejected(
+      `role ${roleName} is the admin role the broker logs in as ${on}; the broker does not rotate its own login, so name another role in ${setting}`,
     );
   }
   if (attributes.superuser) {
-    throw new UpstreamRejected(
-      `role ${roleName} is a superuser ${on}; the broker does not rotate superuser passwords, so name a non-superuser login role in role.name`,
+    return new UpstreamRejected(
+      `role ${roleName} is a superuser ${on}; the broker does not rotate superuser passwords, so name a non-superuser login role in ${setting}`,
     );
+  }
+  return null;
+}
+
+/**
+ * Returns why the admin may not set the password of the static role in the settings,
+ * or null when it may. It runs ALTER ROLE ... PASSWORD with a random verifier in a
+ * transaction that is rolled back, so that the server's own privilege rules decide and
+ * the role keeps its password. Other failures throw the mapped error.
+ */
+export async function alterableRoleProblem(call: AdapterCall, prepared: PreparedCall<PostgresStaticSettings>): Promise<UpstreamRejected | null> {
+  const { settings, pool, context } = prepared;
+  const roleName = settings.role.name;
+  try {
+    await raceAbort(call.signal, tryRolePassword(pool, call.signal, roleName, await newScramVerifier(newPassword())));
+    return null;
+  } catch (error) {
+    const mapped = alterRoleError(error, context, roleName);
+    if (error instanceof postgres.PostgresError && error.code === INSUFFICIENT_PRIVILEGE) {
+      return mapped as UpstreamRejected;
+    }
+    throw mapped;
   }
 }
 
-function roleNotFound(context: ErrorContext, roleName: string): UpstreamNotFound {
+function roleNotFound(context: ErrorContext, roleName: string, setting = "role.name"): UpstreamNotFound {
   return new UpstreamNotFound(
-    `role ${roleName} does not exist on ${context.server} for secret ${context.secretName}; create it or correct role.name`,
+    `role ${roleName} does not exist on ${context.server} for secret ${context.secretName}; create it or correct ${setting}`,
   );
 }
 

@@ -1,4 +1,5 @@
 import type { SecretListEntry } from "@aws-sdk/client-secrets-manager";
+import { SecretName } from "../secrets/secret-schemas.js";
 
 /** Outcome of discovery for one AWS secret. */
 export type DiscoveryAction = "register" | "registered" | "skip";
@@ -30,6 +31,17 @@ export interface DiscoveryOptions {
 
 /** Broker secret names: lowercase path segments of letters, digits, '.', '_' or '-'. */
 const INVALID_NAME_CHARACTERS = /[^a-z0-9._/-]+/g;
+/** A one-character path that, appended to a valid prefix, makes a valid broker name. */
+const SAMPLE_PATH = "x";
+
+/**
+ * Returns why `prefix` cannot start broker secret names, or null when it can. A valid
+ * prefix followed by a valid path is a valid name, such as `aws/` or `team-a/aws-`.
+ */
+export function namePrefixProblem(prefix: string): string | null {
+  const checked = SecretName.safeParse(`${prefix}${SAMPLE_PATH}`);
+  return checked.success ? null : (checked.error.issues[0]?.message ?? "is not a valid start of a secret name");
+}
 
 /**
  * Maps AWS secrets to broker registrations. Tags `ownerTag` and `applicationTag` give the
@@ -56,6 +68,11 @@ export function planDiscovery(entries: SecretListEntry[], registeredIds: Set<str
     }
     if (owner === null) {
       return { ...discovered, action: "skip", reason: `no ${options.ownerTag} tag; tag the secret or give --default-owner` };
+    }
+    const nameCheck = SecretName.safeParse(discovered.name);
+    if (!nameCheck.success) {
+      const rule = nameCheck.error.issues[0]?.message ?? "is not a valid secret name";
+      return { ...discovered, action: "skip", reason: `the broker name ${discovered.name} ${rule}; register this one by hand under another name` };
     }
     if (taken.has(discovered.name)) {
       return { ...discovered, action: "skip", reason: `the broker name ${discovered.name} is taken, by another secret or by an AWS name that differs only in case; register this one by hand under another name` };

@@ -60,8 +60,18 @@ export async function runAdapterStep(deps: StepDeps, state: StepState, step: Rot
     await call("test_pending", (adapter, adapterCall) => adapter.testPending(adapterCall, pendingRef));
   } else {
     await call("finish_pending", (adapter, adapterCall) => adapter.finishPending(adapterCall, pendingRef, currentRef));
+    // The old version's credential ends upstream before the leases that hold it are revoked.
+    // A failure fails the finish step, which is retried or rolled back and audited either way.
+    if (currentRef && revokesOldLeases(rotation, secret)) {
+      await call("retire_version", (adapter, adapterCall) => adapter.retireVersion?.(adapterCall, currentRef) ?? Promise.resolve());
+    }
   }
   return undefined;
+}
+
+/** Returns whether finishing `rotation` revokes the older versions' leases: always for a compromise, else by the `old_leases` policy. */
+function revokesOldLeases(rotation: RotationRow, secret: SecretRow): boolean {
+  return rotation.trigger === "compromise" || secret.rotation?.old_leases === "revoke";
 }
 
 /** A version made by the create step, before it is stored. */
@@ -155,7 +165,7 @@ export async function promotePending(tx: Executor, record: RecordAudit, state: S
     details: { secret_id: secret.id, from_version: rotation.fromVersion, to_version: toVersion, trigger: rotation.trigger },
   });
 
-  if (rotation.trigger === "compromise" || secret.rotation?.old_leases === "revoke") {
+  if (revokesOldLeases(rotation, secret)) {
     const reason = `secret ${secret.name} rotated to version ${toVersion} (${rotation.trigger === "compromise" ? "compromise" : "lease policy revoke"})`;
     await revokeLeases(tx, now, record, { secretId: secret.id, exceptVersion: toVersion }, rotation.actor, reason);
   }

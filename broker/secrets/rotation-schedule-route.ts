@@ -1,9 +1,10 @@
 import { z } from "@hono/zod-openapi";
 import type { BrokerDeps } from "../deps.js";
+import { NotFound } from "../errors.js";
 import { jsonResponse } from "../http/common-schemas.js";
-import { type BrokerApp, operatorRoute } from "../http/route-helpers.js";
-import { readUpstreamRotation } from "./external-rotation.js";
-import { SecretIdParams } from "./secret-schemas.js";
+import { type BrokerApp, inAuditedTransaction, operatorRoute } from "../http/route-helpers.js";
+import { readUpstreamRotation, recordExternalRotation } from "./external-rotation.js";
+import { Secret, SecretIdParams } from "./secret-schemas.js";
 import { findSecret } from "./secrets-service.js";
 
 const RotationSchedule = z
@@ -61,6 +62,35 @@ export function registerRotationScheduleRoute(app: BrokerApp, deps: BrokerDeps):
         },
         200,
       );
+    },
+  );
+}
+
+/**
+ * Registers POST /v1/secrets/{id}/external-rotation/refresh: reads the upstream's own
+ * rotation again and sets or clears the secret's `external_rotation` mark. A secret whose
+ * adapter has no upstream rotation to read is left unmarked.
+ */
+export function registerExternalRotationRefreshRoute(app: BrokerApp, deps: BrokerDeps): void {
+  app.openapi(
+    operatorRoute(deps, "operator", {
+      method: "post",
+      path: "/v1/secrets/{id}/external-rotation/refresh",
+      tags: ["secrets"],
+      summary: "Read the upstream's own rotation again and set or clear the secret's external_rotation mark",
+      description:
+        "Clears the mark of a secret whose upstream rotation was turned off, so that the broker's rotation policy applies again, and marks a secret that the upstream now rotates. Audited as secret.external_rotation_refresh.",
+      request: { params: SecretIdParams },
+      responses: { 200: jsonResponse(Secret, "The secret, with external_rotation as the upstream reports it now") },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const row = await findSecret(deps.db, id);
+      if (row.deletedAt) {
+        throw new NotFound("secret", id);
+      }
+      const upstream = await readUpstreamRotation(deps, row);
+      return c.json(await inAuditedTransaction(deps, c, async (tx, record) => recordExternalRotation(deps, tx, record, await findSecret(tx, id, true), upstream)), 200);
     },
   );
 }

@@ -11,7 +11,7 @@ import {
   SecretUpdate,
   SecretVersion,
 } from "./secret-schemas.js";
-import { registerRotationScheduleRoute } from "./rotation-schedule-route.js";
+import { registerExternalRotationRefreshRoute, registerRotationScheduleRoute } from "./rotation-schedule-route.js";
 import { toSecretView, toVersionView } from "./secret-views.js";
 import { createSecret, deleteSecret, findSecret, listSecrets, listVersions, updateSecret } from "./secrets-service.js";
 
@@ -61,6 +61,7 @@ export function registerSecretRoutes(app: BrokerApp, deps: BrokerDeps): void {
   );
 
   registerRotationScheduleRoute(app, deps);
+  registerExternalRotationRefreshRoute(app, deps);
 
   app.openapi(
     operatorRoute(deps, "auditor", {

@@ -14,6 +14,7 @@ import { nextRotationAt } from "../rotation/rotation-policy.js";
 import { fingerprintOf, toSecretData } from "./fingerprint.js";
 import { readUpstreamRotation, rotatedUpstreamReason, toExternalRotation } from "./external-rotation.js";
 import { localSecretReader } from "./local-secret-reader.js";
+import { ensureSameUpstream, ensureUpstreamFree, resolveUpstreamSettings } from "./upstream-settings.js";
 import { DEFAULT_SECRET_TTL_SECONDS, type SecretCreateInput, type SecretFilterInput, type SecretUpdateInput, type SecretView } from "./secret-schemas.js";
 import { type SecretRow, toSecretRef, toSecretView, type VersionRow } from "./secret-views.js";
 
@@ -39,7 +40,6 @@ export async function createSecret(deps: BrokerDeps, context: RequestContext, in
   const settings = deps.adapters.parseSettings(input.adapter, input.kind, input.settings);
   checkInitialValue(input);
   await ensureSecretNameFree(deps.db, input.name);
-  await ensureUpstreamFree(deps, input.adapter, input.kind, settings);
 
   const now = deps.clock.now();
   const row: SecretRow = {
@@ -64,6 +64,9 @@ export async function createSecret(deps: BrokerDeps, context: RequestContext, in
     deletedAt: null,
     deletedBy: null,
   };
+  row.settings = await resolveUpstreamSettings(deps, row);
+  await ensureUpstreamFree(deps, row.adapter, input.kind, row.settings);
+
   const needsFirstVersion = input.kind === "static" && (STORED_VALUE_ADAPTERS.has(input.adapter) || input.value !== undefined || input.generate !== undefined);
   const first = needsFirstVersion ? await createFirstVersion(deps, row, input.value ? toSecretData(input.value) : undefined) : undefined;
   const fingerprint = first ? fingerprintOf(await deps.dataKeys.fingerprintKey(), first.data) : null;
@@ -158,23 +161,6 @@ async function ensureSecretNameFree(db: Executor, name: string): Promise<void> {
   }
 }
 
-/** Refuses a second static secret for the upstream secret an existing one already points at. */
-async function ensureUpstreamFree(deps: BrokerDeps, adapterName: string, kind: SecretKind, settings: Record<string, unknown>): Promise<void> {
-  const adapter = deps.adapters.get(adapterName);
-  const key = kind === "static" ? (adapter.upstreamKey?.(settings) ?? null) : null;
-  if (key === null) {
-    return;
-  }
-  const others = await deps.db
-    .select({ id: secrets.id, name: secrets.name, settings: secrets.settings })
-    .from(secrets)
-    .where(and(eq(secrets.adapter, adapterName), eq(secrets.kind, "static"), isNull(secrets.deletedAt)));
-  const same = others.find((other) => adapter.upstreamKey!(other.settings as Record<string, unknown>) === key);
-  if (same) {
-    throw new Conflict(`secret '${same.name}' (${same.id}) already refers to ${key}; use that secret, or delete it first, so that one broker secret records that upstream's versions`);
-  }
-}
-
 export async function findSecret(db: Executor, id: string, forUpdate = false): Promise<SecretRow> {
   const query = db.select().from(secrets).where(eq(secrets.id, id));
   const [row] = forUpdate ? await query.for("update") : await query;
@@ -231,6 +217,9 @@ export async function updateSecret(
   const current = await findSecret(tx, id, true);
   ensureNotDeleted(current);
   const settings = input.settings === undefined ? undefined : deps.adapters.parseSettings(current.adapter, current.kind as SecretKind, input.settings);
+  if (settings !== undefined) {
+    ensureSameUpstream(deps, current, settings);
+  }
   const defaultTtl = input.default_ttl ?? current.defaultTtl;
   const maxTtl = input.max_ttl ?? current.maxTtl;
   if (defaultTtl > maxTtl) {

@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { AwsSecretsManagerAdapter } from "../../adapters/aws-secrets-manager/aws-adapter.js";
+import { toAwsAdapterError } from "../../adapters/aws-secrets-manager/aws-errors.js";
 import { AdapterError } from "../../adapters/errors.js";
 import { awsCall, seedSecret, standinAdapter, standinSettings, startAwsStandin } from "../support/aws-standin/aws-fixture.js";
 import type { AwsStandin } from "../support/aws-standin/standin-server.js";
@@ -191,5 +192,53 @@ describe("aws-secrets-manager adapter reads", () => {
     } finally {
       await stranger.close();
     }
+  });
+
+  it("region other than the endpoint's names settings.region", async () => {
+    const error = await issueError({ ...standinSettings(standin, "reads/json"), region: "eu-central-1" });
+
+    expect(error.code).toBe("upstream_rejected");
+    expect(error.retryable).toBe(false);
+    expect(error.message).toContain("settings.region eu-central-1 must be the region of settings.endpoint");
+    expect(error.message).toContain("InvalidSignatureException: Credential should be scoped to a valid region, not 'eu-central-1'.");
+    expect(error.message).not.toContain("credentials were not accepted");
+    expect(error.message).not.toContain(standin.credentials.accessKeyId);
+  });
+
+  it("region not enabled names settings.region and AWS's message", async () => {
+    standin.failNext("GetSecretValue", { type: "UnrecognizedClientException", message: "The security token included in the request is invalid." });
+
+    const error = await issueError(standinSettings(standin, "reads/json"));
+
+    expect(error.code).toBe("upstream_rejected");
+    expect(error.message).toContain("UnrecognizedClientException: The security token included in the request is invalid.");
+    expect(error.message).toContain("check settings.region eu-west-1, which must be enabled for the AWS account");
+  });
+
+  it("missing region names settings.region", async () => {
+    const { region: _region, ...withoutRegion } = standinSettings(standin, "reads/json");
+    const requests = standin.calls.length;
+
+    const error = await issueError(withoutRegion);
+
+    expect(error.code).toBe("upstream_rejected");
+    expect(error.message).toContain("no AWS region is set (Region is missing); set settings.region");
+    expect(standin.calls).toHaveLength(requests);
+  });
+
+  it.each([
+    ["regional host", undefined, "the regional endpoint of settings.region eu-west-9; check settings.region"],
+    ["endpoint host", "https://vpce.example.test", "the host of settings.endpoint https://vpce.example.test; check settings.endpoint"],
+  ])("unknown %s names the setting", (_case, endpoint, expected) => {
+    const hostname = endpoint === undefined ? "secretsmanager.eu-west-9.amazonaws.com" : "vpce.example.test";
+    // The error Node's HTTP client raises when getaddrinfo finds no such host.
+    const dnsError = Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: "ENOTFOUND", syscall: "getaddrinfo", hostname });
+    const context = { secretName: "aws/test", secretId: "prod/db", region: "eu-west-9", ...(endpoint === undefined ? {} : { endpoint }) };
+
+    const error = toAwsAdapterError(dnsError, context, "GetSecretValue") as AdapterError;
+
+    expect(error.code).toBe("upstream_unavailable");
+    expect(error.message).toContain(`${hostname} does not resolve (ENOTFOUND)`);
+    expect(error.message).toContain(expected);
   });
 });

@@ -53,6 +53,20 @@ describe("aws-secrets-manager adapter settings", () => {
     expect(settings.database.connection).toMatchObject({ port: 5432, password_field: "password", ssl: "disable" });
   });
 
+  it("alternating_users gets clone_username <role>_clone", () => {
+    const settings = adapter.parseSettings("static", { secret_id: "prod/orders/db", database, rotation_strategy: "alternating_users" });
+
+    expect(settings).toMatchObject({ rotation_strategy: "alternating_users", clone_username: "orders_app_clone" });
+    expect(adapter.parseSettings("static", settings)).toEqual(settings);
+  });
+
+  it("single_user leaves no strategy settings", () => {
+    const settings = adapter.parseSettings("static", { secret_id: "prod/orders/db", database, rotation_strategy: "single_user" });
+
+    expect(settings).not.toHaveProperty("rotation_strategy");
+    expect(settings).not.toHaveProperty("clone_username");
+  });
+
   it.each([
     ["missing secret_id", {}, ["secret_id"]],
     ["secret_id with a space", { secret_id: "prod orders" }, ["secret_id"]],
@@ -75,6 +89,13 @@ describe("aws-secrets-manager adapter settings", () => {
     ["database without role", { secret_id: "x", database: { connection: database.connection } }, ["database.role"]],
     ["database with a literal password", { secret_id: "x", database: { ...database, connection: { ...database.connection, password: "pw" } } }, ["database.connection.password"]],
     ["settings not an object", "prod/orders", ["settings"]],
+    ["unknown rotation_strategy", { secret_id: "x", database, rotation_strategy: "two_users" }, ["rotation_strategy"]],
+    ["rotation_strategy without database", { secret_id: "x", rotation_strategy: "alternating_users" }, ["rotation_strategy"]],
+    ["clone_username without alternating_users", { secret_id: "x", database, clone_username: "orders_app_clone" }, ["clone_username"]],
+    ["clone_username not a role name", { secret_id: "x", database, rotation_strategy: "alternating_users", clone_username: "orders-app" }, ["clone_username"]],
+    ["clone_username equal to role.name", { secret_id: "x", database, rotation_strategy: "alternating_users", clone_username: "orders_app" }, ["clone_username"]],
+    ["clone_username of a dynamic role", { secret_id: "x", database, rotation_strategy: "alternating_users", clone_username: `sb_dyn_${"0".repeat(16)}` }, ["clone_username"]],
+    ["default clone name too long", { secret_id: "x", database: { ...database, role: { name: "r".repeat(60) } }, rotation_strategy: "alternating_users" }, ["clone_username"]],
   ])("%s rejected", (_case, settings, names) => {
     const error = parseError(settings);
 

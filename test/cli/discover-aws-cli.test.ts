@@ -1,9 +1,7 @@
-import { readFile } from "node:fs/promises";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { seedSecret, startAwsStandin } from "../support/aws-standin/aws-fixture.js";
-import { type AwsStandin, STANDIN_REGION } from "../support/aws-standin/standin-server.js";
-import { type BrokerProcess, type CliResult, startBrokerProcess } from "../support/broker-process.js";
+import { seedSecret, startAwsStandin, startStandinBroker } from "../support/aws-standin/aws-fixture.js";
+import type { AwsStandin } from "../support/aws-standin/standin-server.js";
+import type { BrokerProcess, CliResult } from "../support/broker-process.js";
 
 const LAMBDA = "arn:aws:lambda:eu-west-1:123456789012:function:rotate-payments";
 
@@ -20,16 +18,7 @@ describe("secrets-broker discover aws", () => {
 
   beforeAll(async () => {
     standin = await startAwsStandin();
-    broker = await startBrokerProcess({
-      AWS_ACCESS_KEY_ID: standin.credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: standin.credentials.secretAccessKey,
-      AWS_REGION: STANDIN_REGION,
-      AWS_ENDPOINT_URL_SECRETS_MANAGER: standin.endpoint,
-      AWS_CONFIG_FILE: "/nonexistent/aws-config",
-      AWS_SHARED_CREDENTIALS_FILE: "/nonexistent/aws-credentials",
-      AWS_EC2_METADATA_DISABLED: "true",
-    });
-    asAdmin = { BROKER_TOKEN: (await readFile(path.join(broker.dataDir, "admin-token"), "utf8")).trim() };
+    ({ broker, asAdmin } = await startStandinBroker(standin));
     // 105 secrets under prod/, so that listing takes two ListSecrets pages.
     for (let index = 0; index < 102; index += 1) {
       seedSecret(standin, `prod/bulk/item-${String(index).padStart(3, "0")}`, "bulk", { tags: [{ Key: "owner", Value: "team-bulk" }] });
@@ -120,15 +109,31 @@ describe("secrets-broker discover aws", () => {
     expect(result.stderr).toContain("check the AWS credentials");
   });
 
-  it("invalid name prefix fails per secret", async () => {
-    seedSecret(standin, "prod/zz-new", "new", { tags: [{ Key: "owner", Value: "team-new" }] });
+  it("invalid name prefix is a usage error", async () => {
+    const listed = standin.callsOf("ListSecrets").length;
 
-    const result = await discover(["--json", "--apply", "--name-prefix", "Bad Prefix/"]);
+    for (const prefix of ["Bad Prefix/", "/aws/", "aws//"]) {
+      const result = await discover(["--json", "--name-prefix", prefix]);
 
-    expect(result.code).toBe(1);
-    const found = byName(result);
-    expect(found.get("prod/zz-new")).toMatchObject({ action: "failed", reason: expect.stringContaining("broker returned 400") });
-    expect(result.stderr).toContain("could not be registered");
+      expect(result.code, prefix).toBe(2);
+      expect(result.stdout).toBe("");
+      expect(result.stderr).toContain(`--name-prefix '${prefix}' is invalid`);
+      expect(result.stderr).toContain("segments of lowercase letters, digits");
+    }
+    expect(standin.callsOf("ListSecrets")).toHaveLength(listed);
+  });
+
+  it("dry run skips names the broker would reject", async () => {
+    const longName = `prod/long/${"n".repeat(260)}`;
+    seedSecret(standin, longName, "long", { tags: [{ Key: "owner", Value: "team-long" }] });
+
+    const dryRun = await discover(["--json"]);
+
+    expect(dryRun.code, dryRun.stderr).toBe(0);
+    expect(byName(dryRun).get(longName)).toMatchObject({ action: "skip", reason: expect.stringContaining("must be at most 256 characters") });
+    const applied = await discover(["--json", "--apply"]);
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(byName(applied).get(longName)).toMatchObject({ action: "skip" });
     expect(await brokerSecrets()).toHaveLength(105);
   });
 
@@ -137,6 +142,7 @@ describe("secrets-broker discover aws", () => {
     expect(broker.output()).not.toContain("key-payments");
     expect(broker.output()).not.toContain(standin.credentials.secretAccessKey);
   });
+
   it("dry run skips broker names that are taken", async () => {
     seedSecret(standin, "prod/case/Token", "upper", { tags: [{ Key: "owner", Value: "team-case" }] });
     seedSecret(standin, "prod/case/token", "lower", { tags: [{ Key: "owner", Value: "team-case" }] });

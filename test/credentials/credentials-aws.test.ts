@@ -99,6 +99,49 @@ describe("AWS Secrets Manager credentials", () => {
     expect(again.json.detail).toContain(`secret '${secret.name}' (${secret.id}) already refers to`);
   });
 
+  it("registration by name stores the ARN", async () => {
+    const { secret, stored } = await grantedSecret({ password: "pw-arn-stored" });
+
+    expect(secret.settings["secret_id"]).toBe(stored.arn);
+    expect(secret.settings["region"]).toBe("eu-west-1");
+  });
+
+  it.each([
+    ["name, then ARN", (stored: { name: string; arn: string }) => [stored.name, stored.arn]],
+    ["ARN, then name", (stored: { name: string; arn: string }) => [stored.arn, stored.name]],
+  ])("one AWS secret by %s refused", async (_case, order) => {
+    const stored = seedSecret(standin, `prod/${uniqueName("named")}`, { password: "pw-by-name-and-arn" });
+    const [firstId, secondId] = order(stored);
+    const first = await createSecret(broker, { name: `aws/${uniqueName("first")}`, adapter: ADAPTER, generate: undefined, settings: standinSettings(standin, firstId!) });
+    const before = await registerSnapshot(broker);
+
+    const again = await broker.request("POST", "/v1/secrets", {
+      token: broker.tokens.operator,
+      body: { name: `aws/${uniqueName("second")}`, adapter: ADAPTER, kind: "static", owner: "team-orders", settings: standinSettings(standin, secondId!) },
+    });
+
+    expectProblem(again, 409, "conflict");
+    expect(again.json.detail).toContain(`secret '${first.name}' (${first.id}) already refers to`);
+    expect(again.json.detail).toContain(stored.arn);
+    expect(await registerSnapshot(broker)).toEqual(before);
+  });
+
+  it("settings change to another AWS secret refused", async () => {
+    const { secret } = await grantedSecret({ password: "pw-patch-1" });
+    const other = seedSecret(standin, `prod/${uniqueName("other")}`, { password: "pw-patch-other" });
+    const before = await registerSnapshot(broker);
+
+    const moved = await broker.request("PATCH", `/v1/secrets/${secret.id}`, { token: broker.tokens.operator, body: { settings: { ...secret.settings, secret_id: other.arn } } });
+
+    expectProblem(moved, 400, "validation_failed");
+    expect(invalidParamNames(moved)).toEqual(["settings"]);
+    expect(moved.json.detail).toContain(`records the versions of`);
+    expect(await registerSnapshot(broker)).toEqual(before);
+    const retuned = await broker.request("PATCH", `/v1/secrets/${secret.id}`, { token: broker.tokens.operator, body: { settings: { ...secret.settings, timeouts: { connect_ms: 1000, request_ms: 2000 } } } });
+    expect(retuned.status, retuned.text).toBe(200);
+    expect(retuned.json.settings.timeouts).toEqual({ connect_ms: 1000, request_ms: 2000 });
+  });
+
   it("throttled read retried and issued", async () => {
     const { secret, accessToken } = await grantedSecret("plain-throttled-4");
     standin.failNext("GetSecretValue", { type: "ThrottlingException", message: "Rate exceeded" }, 1);
@@ -176,6 +219,22 @@ describe("AWS Secrets Manager credentials", () => {
     });
 
     expectProblem(response, 502, "upstream_not_found");
+    expect(await registerSnapshot(broker)).toEqual(before);
+  });
+
+  it("wrong region at registration names settings.region", async () => {
+    seedSecret(standin, "prod/wrong-region", { password: "pw-wrong-region" });
+    const before = await registerSnapshot(broker);
+
+    const response = await broker.request("POST", "/v1/secrets", {
+      token: broker.tokens.operator,
+      body: { name: "aws/wrong-region", adapter: ADAPTER, owner: "team", settings: standinSettings(standin, "prod/wrong-region", { region: "us-east-2" }) },
+    });
+
+    expectProblem(response, 502, "upstream_rejected");
+    expect(response.json.detail).toContain("settings.region us-east-2 must be the region of settings.endpoint");
+    expect(response.json.detail).toContain("InvalidSignatureException: Credential should be scoped to a valid region, not 'us-east-2'.");
+    expect(response.json.detail).not.toContain(standin.credentials.accessKeyId);
     expect(await registerSnapshot(broker)).toEqual(before);
   });
 

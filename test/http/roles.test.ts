@@ -230,6 +230,12 @@ const ROUTES: RouteCase[] = [
     prepare: async (broker) => ({ path: `/v1/secrets/${(await createSecret(broker)).id}/rotation-schedule` }),
   },
   {
+    route: "POST /v1/secrets/{id}/external-rotation/refresh",
+    role: "operator",
+    success: 200,
+    prepare: async (broker) => ({ path: `/v1/secrets/${(await createSecret(broker)).id}/external-rotation/refresh` }),
+  },
+  {
     route: "PATCH /v1/secrets/{id}",
     role: "operator",
     success: 200,

@@ -3,7 +3,7 @@ import { runRotationTick } from "../../broker/rotation/rotation-scheduler.js";
 import { createSecret } from "../credentials/credential-fixtures.js";
 import { seedSecret, standinAdapter, standinSettings, startAwsStandin } from "../support/aws-standin/aws-fixture.js";
 import type { AwsStandin } from "../support/aws-standin/standin-server.js";
-import { expectProblem, invalidParamNames, registerSnapshot, uniqueName } from "../support/register-fixtures.js";
+import { auditEvents, expectProblem, invalidParamNames, registerSnapshot, uniqueName } from "../support/register-fixtures.js";
 import { startTestBroker, type TestBroker } from "../support/test-broker.js";
 
 const LAMBDA = "arn:aws:lambda:eu-west-1:123456789012:function:rotate-orders-db";
@@ -139,5 +139,68 @@ describe("AWS rotation schedules and Lambda rotation", () => {
     expect(read.external_rotation).toMatchObject({ rotator: LAMBDA });
     expect(read.next_rotation_at).toBeNull();
     expect(stored.versions.size).toBe(1);
+  });
+
+  it("refresh clears the mark once the Lambda is off", async () => {
+    const awsName = `prod/${uniqueName("off")}`;
+    const stored = lambdaRotated(awsName);
+    const secret = await createSecret(broker, { name: `aws/${uniqueName("off")}`, adapter: ADAPTER, generate: undefined, settings: standinSettings(standin, awsName) });
+    stored.rotationEnabled = false;
+
+    const refreshed = await broker.request("POST", `/v1/secrets/${secret.id}/external-rotation/refresh`, { token: broker.tokens.operator });
+
+    expect(refreshed.status, refreshed.text).toBe(200);
+    expect(refreshed.json.external_rotation).toBeNull();
+    const patch = await broker.request("PATCH", `/v1/secrets/${secret.id}`, { token: broker.tokens.operator, body: { rotation: { max_age: 86_400 } } });
+    expect(patch.status, patch.text).toBe(200);
+    expect(patch.json.next_rotation_at).not.toBeNull();
+    const [event] = await auditEvents(broker, `action=secret.external_rotation_refresh&target=${secret.id}`);
+    expect(event).toMatchObject({ actor: expect.any(String), details: { name: secret.name, rotator_before: LAMBDA, rotator_after: null } });
+  });
+
+  it("refresh marks a secret AWS now rotates and stops its schedule", async () => {
+    const awsName = `prod/${uniqueName("on")}`;
+    const stored = seedSecret(standin, awsName, { password: "pw-on" });
+    const secret = await createSecret(broker, { name: `aws/${uniqueName("on")}`, adapter: ADAPTER, generate: undefined, rotation: { max_age: 3600 }, settings: standinSettings(standin, awsName) });
+    expect(secret.next_rotation_at).not.toBeNull();
+    stored.rotationEnabled = true;
+    stored.rotationLambdaArn = LAMBDA;
+
+    const refreshed = await broker.request("POST", `/v1/secrets/${secret.id}/external-rotation/refresh`, { token: broker.tokens.operator });
+
+    expect(refreshed.status, refreshed.text).toBe(200);
+    expect(refreshed.json).toMatchObject({ external_rotation: { rotator: LAMBDA }, next_rotation_at: null });
+    const rotate = await broker.request("POST", `/v1/secrets/${secret.id}/rotate`, { token: broker.tokens.operator });
+    expectProblem(rotate, 409, "invalid_state");
+    expect(rotate.json.detail).toContain("external-rotation/refresh");
+  });
+
+  it("refresh refused for auditors and unknown ids", async () => {
+    const awsName = `prod/${uniqueName("roles")}`;
+    seedSecret(standin, awsName, { password: "pw-roles" });
+    const secret = await createSecret(broker, { name: `aws/${uniqueName("roles")}`, adapter: ADAPTER, generate: undefined, settings: standinSettings(standin, awsName) });
+    const before = await registerSnapshot(broker);
+
+    const asAuditor = await broker.request("POST", `/v1/secrets/${secret.id}/external-rotation/refresh`, { token: broker.tokens.auditor });
+    const unknown = await broker.request("POST", "/v1/secrets/sec_000000000000000000000000/external-rotation/refresh", { token: broker.tokens.operator });
+    const malformed = await broker.request("POST", "/v1/secrets/sec_1/external-rotation/refresh", { token: broker.tokens.operator });
+
+    expectProblem(asAuditor, 403, "forbidden");
+    expectProblem(unknown, 404, "not_found");
+    expectProblem(malformed, 400, "validation_failed");
+    expect(await registerSnapshot(broker)).toEqual(before);
+  });
+
+  it("refresh leaves a local secret unmarked and its schedule alone", async () => {
+    const local = await createSecret(broker, { name: `local/${uniqueName("refresh")}`, rotation: { max_age: 86_400 } });
+    // A retry time after a rollback differs from what the policy alone gives.
+    const retryAt = "2030-01-02T03:04:05.000Z";
+    await broker.query(`update secrets set next_rotation_at = '${retryAt}' where id = '${local.id}'`);
+
+    const refreshed = await broker.request("POST", `/v1/secrets/${local.id}/external-rotation/refresh`, { token: broker.tokens.operator });
+
+    expect(refreshed.status, refreshed.text).toBe(200);
+    expect(refreshed.json.external_rotation).toBeNull();
+    expect(refreshed.json.next_rotation_at).toBe(retryAt);
   });
 });

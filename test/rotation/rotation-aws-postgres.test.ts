@@ -7,7 +7,7 @@ import { createGrant, createSecret, obtainCredential, readLease, workloadWithTok
 import { labelsOf, seedSecret, standinAdapter, standinSettings, startAwsStandin } from "../support/aws-standin/aws-fixture.js";
 import type { AwsStandin } from "../support/aws-standin/standin-server.js";
 import { createPostgresFixture, type PostgresFixture, TEST_POSTGRES_URL } from "../support/postgres-fixture.js";
-import { uniqueName } from "../support/register-fixtures.js";
+import { expectProblem, invalidParamNames, registerSnapshot, uniqueName } from "../support/register-fixtures.js";
 import { startTestBroker, type TestBroker } from "../support/test-broker.js";
 
 /**
@@ -95,7 +95,7 @@ describe.skipIf(!TEST_POSTGRES_URL)("rotation of an AWS database secret", () => 
     expect((await runRotationTick(broker.deps, "test")).outcomes).toEqual(["completed"]);
 
     expect((await readLease(broker, old.lease_id)).status).toBe("active");
-    // One login role has one password, so the old one stops working at the set step even under grace.
+    // The single-user strategy rotates one login role, so the old password stops working at the set step even under grace.
     expect(await loginCode(old.data.username, old.data.password)).toBe("28P01");
   });
 
@@ -125,5 +125,36 @@ describe.skipIf(!TEST_POSTGRES_URL)("rotation of an AWS database secret", () => 
     const record = (await broker.request("GET", `/v1/rotations/${rotationId}`, { token: broker.tokens.auditor })).json;
     expect(record.failed_step).toBe("create");
     expect(record.error).toContain("database.role.name");
+  });
+
+  it.each([
+    ["username other than role.name", { value: { username: "someone_else" } }, "settings.database.role.name", "other than database.role.name"],
+    ["role that does not exist", { role: "sbt_no_such_role" }, "settings.database.role.name", "does not exist"],
+    ["the admin role itself", { role: "admin" }, "settings.database.role.name", "the admin role the broker logs in as"],
+    ["value that is not JSON", { value: "plain-text" }, "settings.database", "is not a JSON object"],
+    ["value without a password", { value: { password: undefined } }, "settings.database", "no string field password"],
+    ["password_secret naming nothing", { connection: { password_secret: "db/no-such-admin" } }, "settings.database.connection.password_secret", "names no local static secret"],
+    ["password_field the secret lacks", { connection: { password_field: "no_such_field" } }, "settings.database.connection.password_field", "has no field no_such_field"],
+  ])("registration rejects %s", async (_case, change: Record<string, any>, field, reason) => {
+    const password = randomBytes(18).toString("base64url");
+    const role = await fixture.createRole(password);
+    const awsName = `prod/${uniqueName("bad-db")}`;
+    const roleName = change["role"] === "admin" ? fixture.admin.username : (change["role"] ?? role);
+    const value = typeof change["value"] === "string" ? change["value"] : { username: roleName, password, ...change["value"] };
+    seedSecret(standin, awsName, value);
+    const database = fixture.staticSettings(roleName, { connection: { password_secret: adminSecret, ...change["connection"] } });
+    const before = await registerSnapshot(broker);
+
+    const response = await broker.request("POST", "/v1/secrets", {
+      token: broker.tokens.operator,
+      body: { name: `aws/${uniqueName("bad-db")}`, adapter: "aws-secrets-manager", owner: "team-orders", settings: standinSettings(standin, awsName, { database }) },
+    });
+
+    expectProblem(response, 400, "validation_failed");
+    expect(invalidParamNames(response)).toEqual([field]);
+    expect(response.json.detail).toContain(reason);
+    expect(response.text).not.toContain(password);
+    expect(response.text).not.toContain(fixture.admin.password);
+    expect(await registerSnapshot(broker)).toEqual(before);
   });
 });

@@ -1,8 +1,8 @@
 import type { Command } from "commander";
 import { listAwsSecrets } from "../../../adapters/aws-secrets-manager/list-secrets.js";
-import { type DiscoveredSecret, planDiscovery, registrationBody } from "../aws-discovery.js";
+import { type DiscoveredSecret, namePrefixProblem, planDiscovery, registrationBody } from "../aws-discovery.js";
 import { BrokerClient } from "../broker-client.js";
-import { CliError } from "../cli-error.js";
+import { CliError, UsageError } from "../cli-error.js";
 import { printJson, printTable } from "../output.js";
 
 const DISCOVERY_COLUMNS = ["aws_name", "name", "owner", "application", "rotated_by", "action", "reason"];
@@ -24,6 +24,10 @@ export function addDiscoverAwsCommand(discover: Command): void {
     .option("--apply", "register the secrets; without it nothing is written")
     .option("--json", "print JSON")
     .action(async (options) => {
+      const prefixProblem = namePrefixProblem(options.namePrefix);
+      if (prefixProblem !== null) {
+        throw new UsageError(`--name-prefix '${options.namePrefix}' is invalid: a broker secret name made from it ${prefixProblem}; give a prefix such as aws/`);
+      }
       const client = BrokerClient.fromEnvironment();
       const { registered, names } = await brokerSecrets(client);
       const entries = await listAwsSecrets({ prefix: options.prefix, region: options.region, endpoint: options.endpoint, signal: AbortSignal.timeout(LIST_TIMEOUT_MS) }).catch(

@@ -81,6 +81,22 @@ function addSecretSubcommands(secret: Command): void {
     });
 
   secret
+    .command("rotation-schedule")
+    .description("show the broker's rotation policy beside the upstream's own rotation schedule (AWS RotationRules)")
+    .argument("<secret>", "secret id (sec_...) or name")
+    .option("--refresh", "first read the upstream's rotation again and set or clear the secret's external_rotation mark")
+    .option("--json", "print JSON")
+    .action(async (secret: string, options) => {
+      const client = BrokerClient.fromEnvironment();
+      const id = await resolveSecretId(client, secret);
+      if (options.refresh) {
+        await client.json("POST", `/v1/secrets/${encodeURIComponent(id)}/external-rotation/refresh`);
+      }
+      const schedule = await client.json("GET", `/v1/secrets/${encodeURIComponent(id)}/rotation-schedule`);
+      return options.json ? printJson(schedule) : printFields(scheduleFields(schedule));
+    });
+
+  secret
     .command("delete")
     .description("delete a secret: revokes its grants and live leases")
     .argument("<secret>", "secret id (sec_...) or name")
@@ -152,6 +168,12 @@ function addGrantSubcommands(grant: Command): void {
       const revoked = await BrokerClient.fromEnvironment().json("POST", `/v1/grants/${encodeURIComponent(id)}/revoke`, { reason: options.reason });
       return options.json ? printJson(revoked) : printFields(revoked);
     });
+}
+
+/** Flattens a rotation schedule into `broker_*`, `upstream_*` and `external_rotation` fields for printing. */
+function scheduleFields(schedule: { broker: Record<string, unknown>; upstream: Record<string, unknown> | null; external_rotation: unknown }): Record<string, unknown> {
+  const prefixed = (prefix: string, fields: Record<string, unknown>) => Object.fromEntries(Object.entries(fields).map(([key, value]) => [`${prefix}_${key}`, value]));
+  return { ...prefixed("broker", schedule.broker), ...(schedule.upstream === null ? { upstream: null } : prefixed("upstream", schedule.upstream)), external_rotation: schedule.external_rotation };
 }
 
 async function readJsonFile(option: string, file: string): Promise<unknown> {

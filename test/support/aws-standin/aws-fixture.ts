@@ -1,5 +1,8 @@
+import { readFile } from "node:fs/promises";
+import path from "node:path";
 import { AwsSecretsManagerAdapter } from "../../../adapters/aws-secrets-manager/aws-adapter.js";
 import type { AdapterCall, SecretData, SecretRef } from "../../../adapters/contract.js";
+import { type BrokerProcess, startBrokerProcess } from "../broker-process.js";
 import { AwsStandin, STANDIN_REGION } from "./standin-server.js";
 import type { StoredSecret } from "./standin-store.js";
 
@@ -53,4 +56,23 @@ export function awsCall(settings: Record<string, unknown>, options: { signal?: A
 /** Labels of each version of a stand-in secret, deprecated ones included as []. */
 export function labelsOf(secret: StoredSecret): Record<string, string[]> {
   return Object.fromEntries([...secret.versions.values()].map((version) => [version.versionId, [...version.stages].sort()]));
+}
+
+/**
+ * Starts a broker process that finds the stand-in through AWS_ENDPOINT_URL_SECRETS_MANAGER
+ * and takes its credentials from the environment, as the SDK's default chain does, with no
+ * shared config. Returns it with the environment that runs the CLI as its first admin.
+ */
+export async function startStandinBroker(standin: AwsStandin): Promise<{ broker: BrokerProcess; asAdmin: NodeJS.ProcessEnv }> {
+  const broker = await startBrokerProcess({
+    AWS_ACCESS_KEY_ID: standin.credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: standin.credentials.secretAccessKey,
+    AWS_REGION: STANDIN_REGION,
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: standin.endpoint,
+    AWS_CONFIG_FILE: "/nonexistent/aws-config",
+    AWS_SHARED_CREDENTIALS_FILE: "/nonexistent/aws-credentials",
+    AWS_EC2_METADATA_DISABLED: "true",
+  });
+  const adminToken = (await readFile(path.join(broker.dataDir, "admin-token"), "utf8")).trim();
+  return { broker, asAdmin: { BROKER_TOKEN: adminToken } };
 }

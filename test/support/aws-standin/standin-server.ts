@@ -162,9 +162,15 @@ export class AwsStandin {
     if (!match) {
       throw new AwsError("IncompleteSignatureException", "Authorization header requires a SigV4 signature.");
     }
+    // A credential scope for another service or region fails signature checking
+    // (https://docs.aws.amazon.com/IAM/latest/UserGuide/signature-v4-troubleshooting.html).
+    // The messages are those AWS returns, as quoted in aws/aws-sdk-ruby#508 and aws/aws-sdk-js-v3#5576.
     const [, keyId, region, service] = match;
-    if (service !== "secretsmanager" || region !== this.store.region) {
-      throw new AwsError("InvalidSignatureException", `Credential should be scoped to a valid region and service secretsmanager, not ${region}/${service}.`);
+    if (service !== "secretsmanager") {
+      throw new AwsError("InvalidSignatureException", "Credential should be scoped to correct service: 'secretsmanager'. ");
+    }
+    if (region !== this.store.region) {
+      throw new AwsError("InvalidSignatureException", `Credential should be scoped to a valid region, not '${region}'. `);
     }
     if (keyId !== this.credentials.accessKeyId) {
       throw new AwsError("UnrecognizedClientException", "The security token included in the request is invalid.");

@@ -1,0 +1,60 @@
+import { and, eq, isNull } from "drizzle-orm";
+import type { SecretKind } from "../../adapters/contract.js";
+import { secrets } from "../db/schema.js";
+import type { BrokerDeps } from "../deps.js";
+import { Conflict, ValidationFailed } from "../errors.js";
+import { localSecretReader } from "./local-secret-reader.js";
+import { type SecretRow, toSecretRef } from "./secret-views.js";
+
+/**
+ * Returns the settings of a secret being created with its upstream reference in the
+ * adapter's canonical form (an AWS ARN for a name), or as they are when the adapter has
+ * none. Runs outside any transaction, as every adapter call does.
+ */
+export async function resolveUpstreamSettings(deps: BrokerDeps, row: SecretRow): Promise<Record<string, unknown>> {
+  const adapter = deps.adapters.get(row.adapter);
+  if (adapter.resolveSettings === undefined || row.kind !== "static") {
+    return row.settings;
+  }
+  return deps.adapters.call(row.adapter, toSecretRef(row), "resolve_settings", localSecretReader(deps), (resolving, call) => resolving.resolveSettings!(call));
+}
+
+/** Refuses a second static secret for the upstream secret an existing one already points at. */
+export async function ensureUpstreamFree(deps: BrokerDeps, adapterName: string, kind: SecretKind, settings: Record<string, unknown>): Promise<void> {
+  const adapter = deps.adapters.get(adapterName);
+  const key = kind === "static" ? (adapter.upstreamKey?.(settings) ?? null) : null;
+  if (key === null) {
+    return;
+  }
+  const others = await deps.db
+    .select({ id: secrets.id, name: secrets.name, settings: secrets.settings })
+    .from(secrets)
+    .where(and(eq(secrets.adapter, adapterName), eq(secrets.kind, "static"), isNull(secrets.deletedAt)));
+  const same = others.find((other) => adapter.upstreamKey!(other.settings as Record<string, unknown>) === key);
+  if (same) {
+    throw new Conflict(`secret '${same.name}' (${same.id}) already refers to ${key}; use that secret, or delete it first, so that one broker secret records that upstream's versions`);
+  }
+}
+
+
+/**
+ * Rejects new settings of a static secret that point at another upstream secret than
+ * the stored ones: the secret's versions were recorded from that upstream, and
+ * registration checked it for duplicates.
+ */
+export function ensureSameUpstream(deps: BrokerDeps, current: SecretRow, settings: Record<string, unknown>): void {
+  const adapter = deps.adapters.get(current.adapter);
+  if (current.kind !== "static" || adapter.upstreamKey === undefined) {
+    return;
+  }
+  const before = adapter.upstreamKey(current.settings);
+  const after = adapter.upstreamKey(settings);
+  if (before !== after) {
+    throw new ValidationFailed([
+      {
+        name: "settings",
+        reason: `refer to ${after ?? "no upstream secret"}, but secret ${current.name} records the versions of ${before}; keep that reference, or register a new secret for the other upstream`,
+      },
+    ]);
+  }
+}
