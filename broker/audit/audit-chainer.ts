@@ -55,6 +55,8 @@ export interface AuditChainerOptions {
   log: Logger;
   /** How often the chainer looks for events that no wake-up announced, such as other processes' events. */
   intervalMs?: number;
+  /** How long a wake-up waits before its pass, so that one pass links the events of several commits. */
+  batchDelayMs?: number;
 }
 
 interface FlushWaiter {
@@ -73,6 +75,8 @@ export class AuditChainer {
   private readonly db: Db;
   private readonly log: Logger;
   private readonly intervalMs: number;
+  private readonly batchDelayMs: number;
+  private delayed: NodeJS.Timeout | undefined;
   private running = false;
   private again = false;
   private passesStarted = 0;
@@ -83,6 +87,7 @@ export class AuditChainer {
     this.db = options.db;
     this.log = options.log;
     this.intervalMs = options.intervalMs ?? 1000;
+    this.batchDelayMs = options.batchDelayMs ?? 10;
   }
 
   /** Starts the periodic pass. */
@@ -91,14 +96,17 @@ export class AuditChainer {
     this.timer.unref();
   }
 
-  /** Starts a pass now, or one more after the pass in flight. A failed pass is logged, and the next one retries. */
+  /**
+   * Starts a pass after the batch delay, or one more after the pass in flight. Without the
+   * delay, one writer at a time would cost a chaining transaction per event. A failed
+   * pass is logged, and the next one retries.
+   */
   wake(): void {
     if (this.running) {
       this.again = true;
       return;
     }
-    this.running = true;
-    void this.passes();
+    this.delayed ??= setTimeout(() => this.startPass(), this.batchDelayMs);
   }
 
   /**
@@ -109,7 +117,7 @@ export class AuditChainer {
   flush(): Promise<void> {
     return new Promise((resolve, reject) => {
       this.waiters.push({ pass: this.passesStarted + 1, resolve, reject });
-      this.wake();
+      this.startPass();
     });
   }
 
@@ -118,6 +126,18 @@ export class AuditChainer {
     clearInterval(this.timer);
     this.timer = undefined;
     await this.flush();
+  }
+
+  /** Starts a pass now, or one more after the pass in flight. */
+  private startPass(): void {
+    clearTimeout(this.delayed);
+    this.delayed = undefined;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = true;
+    void this.passes();
   }
 
   private async passes(): Promise<void> {
