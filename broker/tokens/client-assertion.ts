@@ -1,5 +1,5 @@
 import { eq } from "drizzle-orm";
-import { importJWK, jwtVerify, type JWK } from "jose";
+import { jwtVerify } from "jose";
 import type { BrokerConfig } from "../config/config.js";
 import type { Clock } from "../config/clock.js";
 import type { Db } from "../db/database.js";
@@ -8,6 +8,7 @@ import type { ServiceAccountRow } from "../register/service-accounts-service.js"
 import { serviceAccounts } from "../db/schema.js";
 import { decodeIncomingJwt, describeVerificationError } from "./jwt-rules.js";
 import { OAuthError, type OAuthErrorCode } from "./oauth-error.js";
+import { WorkloadKeyCache } from "./workload-key-cache.js";
 
 export const JWT_BEARER_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /** Longest accepted assertion lifetime (`exp` minus `iat`), in seconds. */
@@ -15,6 +16,7 @@ export const MAX_ASSERTION_LIFETIME_SECONDS = 300;
 const MAX_JTI_LENGTH = 256;
 /** Header types that mark a JWT as something other than a client assertion, e.g. an access token (RFC 8725 section 3.11). */
 const ACCEPTED_ASSERTION_TYPES = [undefined, "JWT", "client-authentication+jwt"];
+const workloadKeyCache = new WorkloadKeyCache();
 
 /** A client that proved its identity with a private_key_jwt assertion. */
 export interface AuthenticatedClient {
@@ -60,7 +62,7 @@ export async function authenticateClientAssertion(
   const key = await selectKey(deps.db, account.id, header.kid, header.alg!);
   const now = deps.clock.now();
   try {
-    await jwtVerify(assertion, await importJWK(key.jwk as JWK, header.alg), {
+    await jwtVerify(assertion, await workloadKeyCache.verificationKey(key, header.alg!), {
       algorithms: [header.alg!],
       issuer: account.id,
       subject: account.id,
