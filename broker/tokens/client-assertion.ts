@@ -58,8 +58,8 @@ export async function authenticateClientAssertion(
     throw new OAuthError("invalid_client", "client_id does not match the client assertion sub", "client_id");
   }
 
-  const account = await findAccount(deps.db, payload.sub);
-  const key = await selectKey(deps.db, account.id, header.kid, header.alg!);
+  const { account, keys } = await findAccountWithKeys(deps.db, payload.sub);
+  const key = selectKey(keys, header.kid, header.alg!);
   const now = deps.clock.now();
   try {
     await jwtVerify(assertion, await workloadKeyCache.verificationKey(key, header.alg!), {
@@ -81,16 +81,23 @@ export async function authenticateClientAssertion(
   return { account, kid: key.kid };
 }
 
-async function findAccount(db: Db, id: string): Promise<ServiceAccountRow> {
-  const [account] = await db.select().from(serviceAccounts).where(eq(serviceAccounts.id, id));
-  if (!account) {
+type WorkloadKeyRow = typeof workloadKeys.$inferSelect;
+
+/** Reads the account and its registered keys in one query. */
+async function findAccountWithKeys(db: Db, id: string): Promise<{ account: ServiceAccountRow; keys: WorkloadKeyRow[] }> {
+  const rows = await db
+    .select({ account: serviceAccounts, key: workloadKeys })
+    .from(serviceAccounts)
+    .leftJoin(workloadKeys, eq(workloadKeys.serviceAccountId, serviceAccounts.id))
+    .where(eq(serviceAccounts.id, id));
+  if (rows.length === 0) {
     throw new OAuthError("invalid_client", "client assertion sub is not a registered service account", "unknown_client");
   }
-  return account;
+  const keys = rows.flatMap((row) => (row.key ? [row.key] : []));
+  return { account: rows[0]!.account, keys };
 }
 
-async function selectKey(db: Db, accountId: string, kid: string | undefined, alg: string) {
-  const keys = await db.select().from(workloadKeys).where(eq(workloadKeys.serviceAccountId, accountId));
+function selectKey(keys: WorkloadKeyRow[], kid: string | undefined, alg: string): WorkloadKeyRow {
   const candidates = kid === undefined ? keys.filter((key) => algorithmFits(key.alg, alg)) : keys.filter((key) => key.kid === kid);
   if (candidates.length === 0) {
     throw new OAuthError(
