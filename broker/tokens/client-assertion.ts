@@ -2,7 +2,7 @@ import { eq } from "drizzle-orm";
 import { jwtVerify } from "jose";
 import type { BrokerConfig } from "../config/config.js";
 import type { Clock } from "../config/clock.js";
-import type { Db } from "../db/database.js";
+import type { Db, Executor } from "../db/database.js";
 import { usedAssertions, workloadKeys } from "../db/schema.js";
 import type { ServiceAccountRow } from "../register/service-accounts-service.js";
 import { serviceAccounts } from "../db/schema.js";
@@ -18,21 +18,41 @@ const MAX_JTI_LENGTH = 256;
 const ACCEPTED_ASSERTION_TYPES = [undefined, "JWT", "client-authentication+jwt"];
 const workloadKeyCache = new WorkloadKeyCache();
 
+/** An assertion's `jti` as stored in `used_assertions`, kept until `expiresAt`. */
+export interface AssertionUse {
+  issuer: string;
+  jti: string;
+  expiresAt: Date;
+}
+
 /** A client that proved its identity with a private_key_jwt assertion. */
 export interface AuthenticatedClient {
   account: ServiceAccountRow;
   kid: string;
+  /** The assertion's `jti`, which the caller must record (see `recordAssertionUse`) before it acts on the request. */
+  assertionUse: AssertionUse;
+}
+
+type ClientAssertionDeps = { db: Db; clock: Clock; config: BrokerConfig };
+
+/**
+ * Authenticates a client from its RFC 7523 assertion and records its `jti`, in a statement
+ * of its own, so that the assertion cannot be used again.
+ */
+export async function authenticateClientAssertion(deps: ClientAssertionDeps, form: Map<string, string>): Promise<AuthenticatedClient> {
+  const client = await verifyClientAssertion(deps, form);
+  await recordAssertionUse(deps.db, client.assertionUse);
+  return client;
 }
 
 /**
- * Authenticates a client from its RFC 7523 assertion: allowed algorithm, a key registered
- * on the account, `iss` = `sub` = the account id, `aud` exactly the broker's issuer or
- * token endpoint, `exp` within five minutes of `iat`, and a `jti` never seen before.
+ * Checks a client's RFC 7523 assertion: allowed algorithm, a key registered on the
+ * account, `iss` = `sub` = the account id, `aud` exactly the broker's issuer or token
+ * endpoint, `exp` within five minutes of `iat`, and a well-formed `jti`. It does not
+ * record the `jti`: the caller does that with `recordAssertionUse`, in the transaction
+ * that acts on the request, so that a replay is rejected in the same commit.
  */
-export async function authenticateClientAssertion(
-  deps: { db: Db; clock: Clock; config: BrokerConfig },
-  form: Map<string, string>,
-): Promise<AuthenticatedClient> {
+export async function verifyClientAssertion(deps: ClientAssertionDeps, form: Map<string, string>): Promise<AuthenticatedClient> {
   const assertion = form.get("client_assertion");
   const type = form.get("client_assertion_type");
   if (!assertion || !type) {
@@ -77,8 +97,9 @@ export async function authenticateClientAssertion(
   checkAudience(payload.aud, deps.config.issuer);
   checkLifetime(payload.exp!, payload.iat, now, deps.config.clockSkew);
   checkAccountUsable(account, now);
-  await consumeJti(deps.db, account.id, payload.jti, payload.exp! + deps.config.clockSkew);
-  return { account, kid: key.kid };
+  const jti = checkJti(payload.jti);
+  const assertionUse = { issuer: account.id, jti, expiresAt: new Date((payload.exp! + deps.config.clockSkew) * 1000) };
+  return { account, kid: key.kid, assertionUse };
 }
 
 type WorkloadKeyRow = typeof workloadKeys.$inferSelect;
@@ -164,16 +185,20 @@ export function checkAccountUsable(account: ServiceAccountRow, now: Date, code: 
   }
 }
 
-/** Records the assertion's `jti`; a second use, on any replica, fails on the primary key. */
-async function consumeJti(db: Db, issuer: string, jti: unknown, expiresAtSeconds: number): Promise<void> {
+function checkJti(jti: unknown): string {
   if (typeof jti !== "string" || jti.length === 0 || jti.length > MAX_JTI_LENGTH) {
     throw new OAuthError("invalid_client", `client assertion jti must be a string of 1 to ${MAX_JTI_LENGTH} characters`, "claim_jti");
   }
-  const inserted = await db
-    .insert(usedAssertions)
-    .values({ issuer, jti, expiresAt: new Date(expiresAtSeconds * 1000) })
-    .onConflictDoNothing()
-    .returning({ jti: usedAssertions.jti });
+  return jti;
+}
+
+/**
+ * Records an assertion's `jti` on `db`, which may be an open transaction. A second use, on
+ * any replica, finds the primary key taken and is rejected. A concurrent use waits for the
+ * first transaction, and is rejected when it commits.
+ */
+export async function recordAssertionUse(db: Executor, use: AssertionUse): Promise<void> {
+  const inserted = await db.insert(usedAssertions).values(use).onConflictDoNothing().returning({ jti: usedAssertions.jti });
   if (inserted.length === 0) {
     throw new OAuthError("invalid_client", "client assertion jti was already used: sign a new assertion for each request", "replay");
   }

@@ -7,6 +7,7 @@ import type { ServiceAccountRow } from "../register/service-accounts-service.js"
 import { signAccessToken } from "./access-token.js";
 import { selectAudienceGrant } from "../grants/grant-selection.js";
 import { type GrantRow, grantStatus } from "../grants/grant-types.js";
+import { type AssertionUse, recordAssertionUse } from "./client-assertion.js";
 import { OAuthError } from "./oauth-error.js";
 
 export const TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -21,6 +22,8 @@ export interface TokenRequest {
   /** Requested TTL in seconds, if any. */
   ttl: number | undefined;
   clientKid?: string;
+  /** The client assertion's `jti`, recorded in the issuing transaction so that a replay issues nothing. */
+  assertionUse?: AssertionUse;
   subjectIssuer?: string;
   subject?: string;
 }
@@ -36,8 +39,9 @@ export interface TokenResponse {
 }
 
 /**
- * Issues an access token on a new lease. The lease row and its audit event commit
- * before the token is returned; if either write fails, no token leaves the broker.
+ * Issues an access token on a new lease. The client assertion's `jti`, the lease row and
+ * its audit event commit together before the token is returned. If any write fails, or
+ * the `jti` was already used, no token leaves the broker.
  */
 export async function issueAccessToken(
   deps: BrokerDeps & { keyRing: import("./signing-key-ring.js").SigningKeyRing },
@@ -60,6 +64,9 @@ export async function issueAccessToken(
     { db: deps.db, clock: deps.clock, onAppended: (count) => deps.metrics.auditEvents.inc(count) },
     { ...context, actor: `service_account:${account.id}` },
     async (tx, record) => {
+      if (request.assertionUse) {
+        await recordAssertionUse(tx, request.assertionUse);
+      }
       const leaseId = newId("lease");
       const signed = await signAccessToken(signingKey, {
         issuer: deps.config.issuer,
