@@ -1,4 +1,4 @@
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import { jwtVerify } from "jose";
 import type { BrokerConfig } from "../config/config.js";
 import type { Clock } from "../config/clock.js";
@@ -104,13 +104,27 @@ export async function verifyClientAssertion(deps: ClientAssertionDeps, form: Map
 
 type WorkloadKeyRow = typeof workloadKeys.$inferSelect;
 
-/** Reads the account and its registered keys in one query. */
-async function findAccountWithKeys(db: Db, id: string): Promise<{ account: ServiceAccountRow; keys: WorkloadKeyRow[] }> {
-  const rows = await db
+/** The account-and-keys query, prepared once per database handle (a named statement on each PostgreSQL connection). */
+const accountWithKeysQueries = new WeakMap<Db, ReturnType<typeof prepareAccountWithKeys>>();
+
+function prepareAccountWithKeys(db: Db) {
+  return db
     .select({ account: serviceAccounts, key: workloadKeys })
     .from(serviceAccounts)
     .leftJoin(workloadKeys, eq(workloadKeys.serviceAccountId, serviceAccounts.id))
-    .where(eq(serviceAccounts.id, id));
+    .where(eq(serviceAccounts.id, sql.placeholder("id")))
+    .prepare("token_account_with_keys");
+}
+
+/** Reads the account and its registered keys in one query. */
+async function findAccountWithKeys(db: Db, id: string): Promise<{ account: ServiceAccountRow; keys: WorkloadKeyRow[] }> {
+  let query = accountWithKeysQueries.get(db);
+  if (!query) {
+    query = prepareAccountWithKeys(db);
+    accountWithKeysQueries.set(db, query);
+  }
+
+  const rows = await query.execute({ id });
   if (rows.length === 0) {
     throw new OAuthError("invalid_client", "client assertion sub is not a registered service account", "unknown_client");
   }
@@ -198,7 +212,13 @@ function checkJti(jti: unknown): string {
  * first transaction, and is rejected when it commits.
  */
 export async function recordAssertionUse(db: Executor, use: AssertionUse): Promise<void> {
-  const inserted = await db.insert(usedAssertions).values(use).onConflictDoNothing().returning({ jti: usedAssertions.jti });
+  const inserted = await db
+    .insert(usedAssertions)
+    .values(use)
+    .onConflictDoNothing()
+    .returning({ jti: usedAssertions.jti })
+    .prepare("token_record_assertion_use")
+    .execute();
   if (inserted.length === 0) {
     throw new OAuthError("invalid_client", "client assertion jti was already used: sign a new assertion for each request", "replay");
   }

@@ -96,7 +96,7 @@ export async function issueAccessToken(
         maxExpiresAt,
         sourceAddress: context.sourceAddress,
         requestId: context.requestId,
-      });
+      }).prepare("token_insert_lease").execute();
       record({
         action: "token.issue",
         target: leaseId,
