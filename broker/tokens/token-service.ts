@@ -1,5 +1,6 @@
 import type { RequestContext } from "../audit/audit-types.js";
 import { auditedTransaction } from "../audit/audit-writer.js";
+import type { Tx } from "../db/database.js";
 import { newId } from "../db/ids.js";
 import { leases } from "../db/schema.js";
 import type { BrokerDeps } from "../deps.js";
@@ -59,25 +60,23 @@ export async function issueAccessToken(
   const ttl = effectiveTtl([request.ttl, account.maxTokenTtl, deps.config.tokenTtlCap, grant?.maxTtl ?? undefined], now, maxExpiresAt);
   const expiresAt = new Date(now.getTime() + ttl * 1000);
   const signingKey = await deps.keyRing.activeKey();
+  const leaseId = newId("lease");
+  // Signed before the transaction opens, so that the connection is not held idle in it meanwhile.
+  const signed = await signAccessToken(signingKey, {
+    issuer: deps.config.issuer,
+    serviceAccountId: account.id,
+    audience,
+    scopes,
+    leaseId,
+    issuedAt: now,
+    expiresAt,
+  });
 
   return auditedTransaction(
     { db: deps.db, clock: deps.clock, onAppended: (count) => deps.metrics.auditEvents.inc(count) },
     { ...context, actor: `service_account:${account.id}` },
     async (tx, record) => {
-      if (request.assertionUse) {
-        await recordAssertionUse(tx, request.assertionUse);
-      }
-      const leaseId = newId("lease");
-      const signed = await signAccessToken(signingKey, {
-        issuer: deps.config.issuer,
-        serviceAccountId: account.id,
-        audience,
-        scopes,
-        leaseId,
-        issuedAt: now,
-        expiresAt,
-      });
-      await tx.insert(leases).values({
+      const lease: LeaseInsert = {
         id: leaseId,
         kind: "access_token",
         serviceAccountId: account.id,
@@ -96,7 +95,8 @@ export async function issueAccessToken(
         maxExpiresAt,
         sourceAddress: context.sourceAddress,
         requestId: context.requestId,
-      }).prepare("token_insert_lease").execute();
+      };
+      await insertLease(tx, lease, request.assertionUse);
       record({
         action: "token.issue",
         target: leaseId,
@@ -127,6 +127,25 @@ export async function issueAccessToken(
       return response;
     },
   );
+}
+
+type LeaseInsert = typeof leases.$inferInsert;
+
+/**
+ * Records the client assertion's `jti` and inserts the lease without waiting in between, so
+ * that postgres.js sends both statements in one write and waits for one round trip. A replay
+ * is raised once both have finished, and the transaction then rolls back with the lease.
+ */
+async function insertLease(tx: Tx, lease: LeaseInsert, assertionUse: AssertionUse | undefined): Promise<void> {
+  const results = await Promise.allSettled([
+    assertionUse ? recordAssertionUse(tx, assertionUse) : undefined,
+    tx.insert(leases).values(lease).prepare("token_insert_lease").execute(),
+  ]);
+  for (const result of results) {
+    if (result.status === "rejected") {
+      throw result.reason;
+    }
+  }
 }
 
 /**
