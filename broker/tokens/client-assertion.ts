@@ -1,13 +1,14 @@
-import { eq } from "drizzle-orm";
-import { importJWK, jwtVerify, type JWK } from "jose";
+import { eq, sql } from "drizzle-orm";
+import { jwtVerify } from "jose";
 import type { BrokerConfig } from "../config/config.js";
 import type { Clock } from "../config/clock.js";
-import type { Db } from "../db/database.js";
+import type { Db, Executor } from "../db/database.js";
 import { usedAssertions, workloadKeys } from "../db/schema.js";
 import type { ServiceAccountRow } from "../register/service-accounts-service.js";
 import { serviceAccounts } from "../db/schema.js";
 import { decodeIncomingJwt, describeVerificationError } from "./jwt-rules.js";
 import { OAuthError, type OAuthErrorCode } from "./oauth-error.js";
+import { WorkloadKeyCache } from "./workload-key-cache.js";
 
 export const JWT_BEARER_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /** Longest accepted assertion lifetime (`exp` minus `iat`), in seconds. */
@@ -15,22 +16,43 @@ export const MAX_ASSERTION_LIFETIME_SECONDS = 300;
 const MAX_JTI_LENGTH = 256;
 /** Header types that mark a JWT as something other than a client assertion, e.g. an access token (RFC 8725 section 3.11). */
 const ACCEPTED_ASSERTION_TYPES = [undefined, "JWT", "client-authentication+jwt"];
+const workloadKeyCache = new WorkloadKeyCache();
+
+/** An assertion's `jti` as stored in `used_assertions`, kept until `expiresAt`. */
+export interface AssertionUse {
+  issuer: string;
+  jti: string;
+  expiresAt: Date;
+}
 
 /** A client that proved its identity with a private_key_jwt assertion. */
 export interface AuthenticatedClient {
   account: ServiceAccountRow;
   kid: string;
+  /** The assertion's `jti`, which the caller must record (see `recordAssertionUse`) before it acts on the request. */
+  assertionUse: AssertionUse;
+}
+
+type ClientAssertionDeps = { db: Db; clock: Clock; config: BrokerConfig };
+
+/**
+ * Authenticates a client from its RFC 7523 assertion and records its `jti`, in a statement
+ * of its own, so that the assertion cannot be used again.
+ */
+export async function authenticateClientAssertion(deps: ClientAssertionDeps, form: Map<string, string>): Promise<AuthenticatedClient> {
+  const client = await verifyClientAssertion(deps, form);
+  await recordAssertionUse(deps.db, client.assertionUse);
+  return client;
 }
 
 /**
- * Authenticates a client from its RFC 7523 assertion: allowed algorithm, a key registered
- * on the account, `iss` = `sub` = the account id, `aud` exactly the broker's issuer or
- * token endpoint, `exp` within five minutes of `iat`, and a `jti` never seen before.
+ * Checks a client's RFC 7523 assertion: allowed algorithm, a key registered on the
+ * account, `iss` = `sub` = the account id, `aud` exactly the broker's issuer or token
+ * endpoint, `exp` within five minutes of `iat`, and a well-formed `jti`. It does not
+ * record the `jti`: the caller does that with `recordAssertionUse`, in the transaction
+ * that acts on the request, so that a replay is rejected in the same commit.
  */
-export async function authenticateClientAssertion(
-  deps: { db: Db; clock: Clock; config: BrokerConfig },
-  form: Map<string, string>,
-): Promise<AuthenticatedClient> {
+export async function verifyClientAssertion(deps: ClientAssertionDeps, form: Map<string, string>): Promise<AuthenticatedClient> {
   const assertion = form.get("client_assertion");
   const type = form.get("client_assertion_type");
   if (!assertion || !type) {
@@ -56,11 +78,11 @@ export async function authenticateClientAssertion(
     throw new OAuthError("invalid_client", "client_id does not match the client assertion sub", "client_id");
   }
 
-  const account = await findAccount(deps.db, payload.sub);
-  const key = await selectKey(deps.db, account.id, header.kid, header.alg!);
+  const { account, keys } = await findAccountWithKeys(deps.db, payload.sub);
+  const key = selectKey(keys, header.kid, header.alg!);
   const now = deps.clock.now();
   try {
-    await jwtVerify(assertion, await importJWK(key.jwk as JWK, header.alg), {
+    await jwtVerify(assertion, await workloadKeyCache.verificationKey(key, header.alg!), {
       algorithms: [header.alg!],
       issuer: account.id,
       subject: account.id,
@@ -75,20 +97,42 @@ export async function authenticateClientAssertion(
   checkAudience(payload.aud, deps.config.issuer);
   checkLifetime(payload.exp!, payload.iat, now, deps.config.clockSkew);
   checkAccountUsable(account, now);
-  await consumeJti(deps.db, account.id, payload.jti, payload.exp! + deps.config.clockSkew);
-  return { account, kid: key.kid };
+  const jti = checkJti(payload.jti);
+  const assertionUse = { issuer: account.id, jti, expiresAt: new Date((payload.exp! + deps.config.clockSkew) * 1000) };
+  return { account, kid: key.kid, assertionUse };
 }
 
-async function findAccount(db: Db, id: string): Promise<ServiceAccountRow> {
-  const [account] = await db.select().from(serviceAccounts).where(eq(serviceAccounts.id, id));
-  if (!account) {
+type WorkloadKeyRow = typeof workloadKeys.$inferSelect;
+
+/** The account-and-keys query, prepared once per database handle (a named statement on each PostgreSQL connection). */
+const accountWithKeysQueries = new WeakMap<Db, ReturnType<typeof prepareAccountWithKeys>>();
+
+function prepareAccountWithKeys(db: Db) {
+  return db
+    .select({ account: serviceAccounts, key: workloadKeys })
+    .from(serviceAccounts)
+    .leftJoin(workloadKeys, eq(workloadKeys.serviceAccountId, serviceAccounts.id))
+    .where(eq(serviceAccounts.id, sql.placeholder("id")))
+    .prepare("token_account_with_keys");
+}
+
+/** Reads the account and its registered keys in one query. */
+async function findAccountWithKeys(db: Db, id: string): Promise<{ account: ServiceAccountRow; keys: WorkloadKeyRow[] }> {
+  let query = accountWithKeysQueries.get(db);
+  if (!query) {
+    query = prepareAccountWithKeys(db);
+    accountWithKeysQueries.set(db, query);
+  }
+
+  const rows = await query.execute({ id });
+  if (rows.length === 0) {
     throw new OAuthError("invalid_client", "client assertion sub is not a registered service account", "unknown_client");
   }
-  return account;
+  const keys = rows.flatMap((row) => (row.key ? [row.key] : []));
+  return { account: rows[0]!.account, keys };
 }
 
-async function selectKey(db: Db, accountId: string, kid: string | undefined, alg: string) {
-  const keys = await db.select().from(workloadKeys).where(eq(workloadKeys.serviceAccountId, accountId));
+function selectKey(keys: WorkloadKeyRow[], kid: string | undefined, alg: string): WorkloadKeyRow {
   const candidates = kid === undefined ? keys.filter((key) => algorithmFits(key.alg, alg)) : keys.filter((key) => key.kid === kid);
   if (candidates.length === 0) {
     throw new OAuthError(
@@ -155,16 +199,26 @@ export function checkAccountUsable(account: ServiceAccountRow, now: Date, code: 
   }
 }
 
-/** Records the assertion's `jti`; a second use, on any replica, fails on the primary key. */
-async function consumeJti(db: Db, issuer: string, jti: unknown, expiresAtSeconds: number): Promise<void> {
+function checkJti(jti: unknown): string {
   if (typeof jti !== "string" || jti.length === 0 || jti.length > MAX_JTI_LENGTH) {
     throw new OAuthError("invalid_client", `client assertion jti must be a string of 1 to ${MAX_JTI_LENGTH} characters`, "claim_jti");
   }
+  return jti;
+}
+
+/**
+ * Records an assertion's `jti` on `db`, which may be an open transaction. A second use, on
+ * any replica, finds the primary key taken and is rejected. A concurrent use waits for the
+ * first transaction, and is rejected when it commits.
+ */
+export async function recordAssertionUse(db: Executor, use: AssertionUse): Promise<void> {
   const inserted = await db
     .insert(usedAssertions)
-    .values({ issuer, jti, expiresAt: new Date(expiresAtSeconds * 1000) })
+    .values(use)
     .onConflictDoNothing()
-    .returning({ jti: usedAssertions.jti });
+    .returning({ jti: usedAssertions.jti })
+    .prepare("token_record_assertion_use")
+    .execute();
   if (inserted.length === 0) {
     throw new OAuthError("invalid_client", "client assertion jti was already used: sign a new assertion for each request", "replay");
   }

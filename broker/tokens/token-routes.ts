@@ -5,7 +5,7 @@ import { auditDeps } from "../http/auth-middleware.js";
 import { loggableError } from "../logging/logger.js";
 import { type AppEnv, requestContext } from "../http/request-context.js";
 import type { BrokerApp } from "../http/route-helpers.js";
-import { authenticateClientAssertion, checkAccountUsable } from "./client-assertion.js";
+import { checkAccountUsable, verifyClientAssertion } from "./client-assertion.js";
 import { OAuthError, oauthErrorResponse, parseOAuthForm, requireParam } from "./oauth-error.js";
 import { JWT_SUBJECT_TOKEN_TYPES, verifySubjectToken } from "./subject-token.js";
 import { issueAccessToken, TOKEN_EXCHANGE_GRANT, type TokenRequest } from "./token-service.js";
@@ -35,8 +35,8 @@ async function identify(deps: BrokerDeps, form: Map<string, string>, grantType: 
   };
 
   if (grantType === "client_credentials") {
-    const client = await authenticateClientAssertion(deps, form);
-    return { ...common, account: client.account, grantType, clientKid: client.kid };
+    const client = await verifyClientAssertion(deps, form);
+    return { ...common, account: client.account, grantType, clientKid: client.kid, assertionUse: client.assertionUse };
   }
 
   if (grantType === TOKEN_EXCHANGE_GRANT) {

@@ -1,5 +1,6 @@
 import type { RequestContext } from "../audit/audit-types.js";
 import { auditedTransaction } from "../audit/audit-writer.js";
+import type { Tx } from "../db/database.js";
 import { auditDeps } from "../http/auth-middleware.js";
 import { newId } from "../db/ids.js";
 import { leases } from "../db/schema.js";
@@ -8,6 +9,7 @@ import type { ServiceAccountRow } from "../register/service-accounts-service.js"
 import { signAccessToken } from "./access-token.js";
 import { selectAudienceGrant } from "../grants/grant-selection.js";
 import { type GrantRow, grantStatus } from "../grants/grant-types.js";
+import { type AssertionUse, recordAssertionUse } from "./client-assertion.js";
 import { OAuthError } from "./oauth-error.js";
 
 export const TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -22,6 +24,8 @@ export interface TokenRequest {
   /** Requested TTL in seconds, if any. */
   ttl: number | undefined;
   clientKid?: string;
+  /** The client assertion's `jti`, recorded in the issuing transaction so that a replay issues nothing. */
+  assertionUse?: AssertionUse;
   subjectIssuer?: string;
   subject?: string;
 }
@@ -37,8 +41,9 @@ export interface TokenResponse {
 }
 
 /**
- * Issues an access token on a new lease. The lease row and its audit event commit
- * before the token is returned; if either write fails, no token leaves the broker.
+ * Issues an access token on a new lease. The client assertion's `jti`, the lease row and
+ * its audit event commit together before the token is returned. If any write fails, or
+ * the `jti` was already used, no token leaves the broker.
  */
 export async function issueAccessToken(
   deps: BrokerDeps & { keyRing: import("./signing-key-ring.js").SigningKeyRing },
@@ -56,22 +61,23 @@ export async function issueAccessToken(
   const ttl = effectiveTtl([request.ttl, account.maxTokenTtl, deps.config.tokenTtlCap, grant?.maxTtl ?? undefined], now, maxExpiresAt);
   const expiresAt = new Date(now.getTime() + ttl * 1000);
   const signingKey = await deps.keyRing.activeKey();
+  const leaseId = newId("lease");
+  // Signed before the transaction opens, so that the connection is not held idle in it meanwhile.
+  const signed = await signAccessToken(signingKey, {
+    issuer: deps.config.issuer,
+    serviceAccountId: account.id,
+    audience,
+    scopes,
+    leaseId,
+    issuedAt: now,
+    expiresAt,
+  });
 
   return auditedTransaction(
     auditDeps(deps),
     { ...context, actor: `service_account:${account.id}` },
     async (tx, record) => {
-      const leaseId = newId("lease");
-      const signed = await signAccessToken(signingKey, {
-        issuer: deps.config.issuer,
-        serviceAccountId: account.id,
-        audience,
-        scopes,
-        leaseId,
-        issuedAt: now,
-        expiresAt,
-      });
-      await tx.insert(leases).values({
+      const lease: LeaseInsert = {
         id: leaseId,
         kind: "access_token",
         serviceAccountId: account.id,
@@ -90,7 +96,8 @@ export async function issueAccessToken(
         maxExpiresAt,
         sourceAddress: context.sourceAddress,
         requestId: context.requestId,
-      });
+      };
+      await insertLease(tx, lease, request.assertionUse);
       record({
         action: "token.issue",
         target: leaseId,
@@ -121,6 +128,25 @@ export async function issueAccessToken(
       return response;
     },
   );
+}
+
+type LeaseInsert = typeof leases.$inferInsert;
+
+/**
+ * Records the client assertion's `jti` and inserts the lease without waiting in between, so
+ * that postgres.js sends both statements in one write and waits for one round trip. A replay
+ * is raised once both have finished, and the transaction then rolls back with the lease.
+ */
+async function insertLease(tx: Tx, lease: LeaseInsert, assertionUse: AssertionUse | undefined): Promise<void> {
+  const results = await Promise.allSettled([
+    assertionUse ? recordAssertionUse(tx, assertionUse) : undefined,
+    tx.insert(leases).values(lease).prepare("token_insert_lease").execute(),
+  ]);
+  for (const result of results) {
+    if (result.status === "rejected") {
+      throw result.reason;
+    }
+  }
 }
 
 /**

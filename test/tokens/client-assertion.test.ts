@@ -335,6 +335,36 @@ describe("client assertion", () => {
     expect(accepted.status, accepted.text).toBe(200);
   });
 
+  it("removed key rejected after use", async () => {
+    const keyed = await createWorkload(broker);
+    const beforeRemoval = await postForm(broker, "/v1/token", form(await signAssertion(broker, keyed)));
+
+    const removal = await broker.request("DELETE", `/v1/service-accounts/${keyed.accountId}/keys/${keyed.kid}`);
+    const afterRemoval = await postForm(broker, "/v1/token", form(await signAssertion(broker, keyed)));
+
+    expect(beforeRemoval.status, beforeRemoval.text).toBe(200);
+    expect(removal.status).toBe(204);
+    expect(afterRemoval.status).toBe(401);
+    expect(afterRemoval.json.error).toBe("invalid_client");
+    expect(afterRemoval.json.error_description).toMatch(/kid matches no key/);
+  });
+
+  it("changed key row imported again", async () => {
+    const keyed = await createWorkload(broker);
+    const replacement = generateJwkPair("ec-p256");
+    const beforeChange = await postForm(broker, "/v1/token", form(await signAssertion(broker, keyed)));
+
+    const jwk = JSON.stringify({ ...replacement.publicJwk, kid: keyed.kid, alg: "ES256" });
+    await broker.query(`update workload_keys set jwk = '${jwk}'::jsonb where service_account_id = '${keyed.accountId}'`);
+    const oldKey = await postForm(broker, "/v1/token", form(await signAssertion(broker, keyed)));
+    const newKey = await postForm(broker, "/v1/token", form(await signAssertion(broker, keyed, { key: await importJWK(replacement.privateJwk, "ES256") })));
+
+    expect(beforeChange.status, beforeChange.text).toBe(200);
+    expect(oldKey.status).toBe(401);
+    expect(oldKey.json.error_description).toMatch(/signature does not verify/);
+    expect(newKey.status, newKey.text).toBe(200);
+  });
+
   it("jti is scoped to the issuing account", async () => {
     const jti = randomUUID();
     const first = await postForm(broker, "/v1/token", form(await signAssertion(broker, workload, { claims: { jti } })));

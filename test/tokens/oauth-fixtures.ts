@@ -153,7 +153,7 @@ export async function introspectAsAuditor(broker: TestBroker, token: string): Pr
 }
 
 /** Runs a request and returns its response with the audit events written meanwhile. */
-export async function withAuditEvents(broker: TestBroker, send: () => Promise<TestResponse>): Promise<{ response: TestResponse; events: AuditEventView[] }> {
+export async function withAuditEvents<T = TestResponse>(broker: TestBroker, send: () => Promise<T>): Promise<{ response: T; events: AuditEventView[] }> {
   const seq = await lastAuditSeq(broker);
   const response = await send();
   return { response, events: await auditEventsAfter(broker, seq) };

@@ -167,6 +167,29 @@ describe("token endpoint requests", () => {
     });
   });
 
+  it("rejected scope leaves jti unused", async () => {
+    const form = await clientCredentials({ scope: "admin" });
+    const rejected = await postForm(broker, "/v1/token", form);
+
+    const accepted = await postForm(broker, "/v1/token", { ...form, scope: "orders.read" });
+
+    expect(rejected.status).toBe(400);
+    expect(rejected.json.error).toBe("invalid_scope");
+    expect(accepted.status, accepted.text).toBe(200);
+  });
+
+  it("concurrent uses of one assertion issue once", async () => {
+    const form = await clientCredentials();
+
+    const { response: responses, events } = await withAuditEvents(broker, () =>
+      Promise.all([1, 2, 3].map(() => postForm(broker, "/v1/token", form))),
+    );
+
+    expect(responses.map((response) => response.status).sort()).toEqual([200, 401, 401]);
+    expect(events.map((event) => event.outcome).sort()).toEqual(["denied", "denied", "success"]);
+    expect(events.filter((event) => event.outcome === "denied").map((event) => event.details["reason"])).toEqual(["replay", "replay"]);
+  });
+
   it("allowed audience, scope and ttl accepted", async () => {
     const response = await requestToken(broker, workload, { audience: "https://db.orders.example.com", scope: "orders.read", ttl: "120" });
 

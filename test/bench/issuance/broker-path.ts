@@ -1,13 +1,13 @@
 import { randomUUID } from "node:crypto";
 import type { BrokerDeps } from "../../../broker/deps.js";
-import { authenticateClientAssertion, JWT_BEARER_ASSERTION_TYPE } from "../../../broker/tokens/client-assertion.js";
+import { JWT_BEARER_ASSERTION_TYPE, verifyClientAssertion } from "../../../broker/tokens/client-assertion.js";
 import { issueAccessToken } from "../../../broker/tokens/token-service.js";
 
 /** Time per stage of one in-process issuance, in milliseconds. */
 export interface StageTimes {
-  /** authenticateClientAssertion: read the account and its keys, import the key, verify, record the jti. */
+  /** verifyClientAssertion: read the account and its keys, verify the assertion with the cached key. */
   authenticate: number[];
-  /** issueAccessToken: sign the token, then insert the lease and append the audit event in one transaction. */
+  /** issueAccessToken: sign the token, then record the jti, insert the lease and append the audit event in one transaction. */
   issue: number[];
 }
 
@@ -25,13 +25,13 @@ export function createBrokerPathIssuer(deps: BrokerDeps, stages: StageTimes): (a
       ["client_assertion", assertion],
     ]);
     const started = performance.now();
-    const client = await authenticateClientAssertion(deps, form);
+    const client = await verifyClientAssertion(deps, form);
     const authenticated = performance.now();
 
     await issueAccessToken(
       deps,
       { actor: "anonymous", role: null, requestId: randomUUID(), sourceAddress: "127.0.0.1" },
-      { account: client.account, grantType: "client_credentials", audience: undefined, scope: undefined, ttl: undefined, clientKid: client.kid },
+      { account: client.account, grantType: "client_credentials", audience: undefined, scope: undefined, ttl: undefined, clientKid: client.kid, assertionUse: client.assertionUse },
     );
     const issued = performance.now();
 

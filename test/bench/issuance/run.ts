@@ -51,7 +51,7 @@ async function main(argv: string[]): Promise<number> {
   for (const result of results) {
     console.log(halfLoadTail(result));
   }
-  console.log(`\nIn-process broker path (authenticateClientAssertion, then issueAccessToken), no HTTP\n\n${brokerPathTable(results)}`);
+  console.log(`\nIn-process broker path (verifyClientAssertion, then issueAccessToken), no HTTP\n\n${brokerPathTable(results)}`);
   console.log(`\nCPU use and PostgreSQL backend states per run\n\n${profileTable(results)}`);
   const memoryResults = results.filter((result) => result.memory !== undefined);
   if (memoryResults.length > 0) {
