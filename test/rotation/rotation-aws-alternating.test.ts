@@ -38,18 +38,6 @@ describe.skipIf(!TEST_POSTGRES_URL)("alternating-users rotation of an AWS databa
     await fixture?.close();
   });
 
-  async function loginCode(username: string, password: string): Promise<string> {
-    const client: postgres.Sql = fixture.connectAs(username, password);
-    try {
-      await client`select 1`;
-      return "ok";
-    } catch (error) {
-      return (error as postgres.PostgresError).code ?? "error";
-    } finally {
-      await client.end({ timeout: 1 });
-    }
-  }
-
   /** Creates a role and its clone, the AWS secret naming the role, and the broker secret, granted to a new workload. */
   async function alternatingSecret(oldLeases: "grace" | "revoke") {
     const password = randomBytes(18).toString("base64url");
@@ -88,7 +76,7 @@ describe.skipIf(!TEST_POSTGRES_URL)("alternating-users rotation of an AWS databa
     const { role, clone, clonePassword, password, secret, accessToken, stored, firstVersion } = await alternatingSecret("grace");
     const old = await obtainCredential(broker, accessToken, { secret: secret.name });
     // Registration's check that the admin may alter the clone is rolled back.
-    expect(await loginCode(clone, clonePassword)).toBe("ok");
+    expect(await fixture.loginCode(clone, clonePassword)).toBe("ok");
 
     const rotationId = await rotate(secret.id);
     expect((await runRotationTick(broker.deps, "test")).outcomes).toEqual(["completed"]);
@@ -97,9 +85,9 @@ describe.skipIf(!TEST_POSTGRES_URL)("alternating-users rotation of an AWS databa
     expect(fresh.version).toBe(rotationToken(rotationId));
     expect(fresh.data.username).toBe(clone);
     expect(fresh.data.password).not.toBe(password);
-    expect(await loginCode(clone, fresh.data.password)).toBe("ok");
+    expect(await fixture.loginCode(clone, fresh.data.password)).toBe("ok");
     expect(old.data.username).toBe(role);
-    expect(await loginCode(role, password)).toBe("ok");
+    expect(await fixture.loginCode(role, password)).toBe("ok");
     expect((await readLease(broker, old.lease_id)).status).toBe("active");
     expect(labelsOf(stored)[firstVersion]).toEqual(["AWSPREVIOUS"]);
   });
@@ -116,10 +104,10 @@ describe.skipIf(!TEST_POSTGRES_URL)("alternating-users rotation of an AWS databa
     const second = await obtainCredential(broker, accessToken, { secret: secret.name });
     expect(second.version).toBe(rotationToken(rotationId));
     expect(second.data.username).toBe(role);
-    expect(await loginCode(role, second.data.password)).toBe("ok");
-    expect(await loginCode(role, password)).toBe(WRONG_PASSWORD);
+    expect(await fixture.loginCode(role, second.data.password)).toBe("ok");
+    expect(await fixture.loginCode(role, password)).toBe(WRONG_PASSWORD);
     expect(first.data.username).toBe(clone);
-    expect(await loginCode(clone, first.data.password)).toBe("ok");
+    expect(await fixture.loginCode(clone, first.data.password)).toBe("ok");
   });
 
   it("revoke: old password fails after finish", async () => {
@@ -131,8 +119,8 @@ describe.skipIf(!TEST_POSTGRES_URL)("alternating-users rotation of an AWS databa
 
     const fresh = await obtainCredential(broker, accessToken, { secret: secret.name });
     expect(fresh.data.username).toBe(clone);
-    expect(await loginCode(clone, fresh.data.password)).toBe("ok");
-    expect(await loginCode(role, password)).toBe(WRONG_PASSWORD);
+    expect(await fixture.loginCode(clone, fresh.data.password)).toBe("ok");
+    expect(await fixture.loginCode(role, password)).toBe(WRONG_PASSWORD);
     expect((await readLease(broker, old.lease_id)).status).toBe("revoked");
 
     // The next rotation sets a password on the retired role again, and the clone keeps its own.
@@ -140,8 +128,8 @@ describe.skipIf(!TEST_POSTGRES_URL)("alternating-users rotation of an AWS databa
     expect((await runRotationTick(broker.deps, "test")).outcomes).toEqual(["completed"]);
     const next = await obtainCredential(broker, accessToken, { secret: secret.name });
     expect(next.data.username).toBe(role);
-    expect(await loginCode(role, next.data.password)).toBe("ok");
-    expect(await loginCode(clone, fresh.data.password)).toBe(WRONG_PASSWORD);
+    expect(await fixture.loginCode(role, next.data.password)).toBe("ok");
+    expect(await fixture.loginCode(clone, fresh.data.password)).toBe(WRONG_PASSWORD);
   });
 
   it("compromise under grace retires the old password", async () => {
@@ -152,10 +140,10 @@ describe.skipIf(!TEST_POSTGRES_URL)("alternating-users rotation of an AWS databa
     expect((await runRotationTick(broker.deps, "test")).outcomes).toEqual(["completed"]);
 
     expect((await rotationRecord(rotationId)).status).toBe("completed");
-    expect(await loginCode(role, password)).toBe(WRONG_PASSWORD);
+    expect(await fixture.loginCode(role, password)).toBe(WRONG_PASSWORD);
     const fresh = await obtainCredential(broker, accessToken, { secret: secret.name });
     expect(fresh.data.username).toBe(clone);
-    expect(await loginCode(clone, fresh.data.password)).toBe("ok");
+    expect(await fixture.loginCode(clone, fresh.data.password)).toBe("ok");
     expect((await readLease(broker, old.lease_id)).status).toBe("revoked");
   });
 
@@ -171,7 +159,7 @@ describe.skipIf(!TEST_POSTGRES_URL)("alternating-users rotation of an AWS databa
     broker.clock.advance(ROTATION_RETRY_DELAY_MS);
     expect((await runRotationTick(broker.deps, "test")).outcomes).toEqual(["completed"]);
 
-    expect(await loginCode(role, password)).toBe(WRONG_PASSWORD);
+    expect(await fixture.loginCode(role, password)).toBe(WRONG_PASSWORD);
     expect((await rotationRecord(rotationId)).attempts).toBe(1);
   });
 
@@ -184,10 +172,10 @@ describe.skipIf(!TEST_POSTGRES_URL)("alternating-users rotation of an AWS databa
 
     expect(await rotationRecord(rotationId)).toMatchObject({ status: "rolled_back", failed_step: "finish" });
     expect(labelsOf(stored)[firstVersion]).toContain("AWSCURRENT");
-    expect(await loginCode(role, password)).toBe("ok");
+    expect(await fixture.loginCode(role, password)).toBe("ok");
     const pending = JSON.parse(stored.versions.get(rotationToken(rotationId))!.secretString!);
     expect(pending.username).toBe(clone);
-    expect(await loginCode(clone, pending.password)).toBe(WRONG_PASSWORD);
+    expect(await fixture.loginCode(clone, pending.password)).toBe(WRONG_PASSWORD);
     const rollback = (await auditEvents(broker, "action=rotation.rollback")).find((event) => event.target === rotationId);
     expect(rollback?.details).toMatchObject({ failed_step: "finish", discard_error: null });
     expect(JSON.stringify(rollback)).not.toContain(password);

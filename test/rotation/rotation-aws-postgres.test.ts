@@ -34,18 +34,6 @@ describe.skipIf(!TEST_POSTGRES_URL)("rotation of an AWS database secret", () => 
     await fixture?.close();
   });
 
-  async function loginCode(username: string, password: string): Promise<string> {
-    const client: postgres.Sql = fixture.connectAs(username, password);
-    try {
-      await client`select 1`;
-      return "ok";
-    } catch (error) {
-      return (error as postgres.PostgresError).code ?? "error";
-    } finally {
-      await client.end({ timeout: 1 });
-    }
-  }
-
   /** Creates a login role, its AWS database secret and the broker secret for it, granted to a new workload. */
   async function databaseSecret(oldLeases: "grace" | "revoke") {
     const password = randomBytes(18).toString("base64url");
@@ -73,16 +61,16 @@ describe.skipIf(!TEST_POSTGRES_URL)("rotation of an AWS database secret", () => 
   it("revoke policy: old password and lease end at finish", async () => {
     const { role, password, secret, accessToken, stored, firstVersion } = await databaseSecret("revoke");
     const old = await obtainCredential(broker, accessToken, { secret: secret.name });
-    expect(await loginCode(old.data.username, old.data.password)).toBe("ok");
+    expect(await fixture.loginCode(old.data.username, old.data.password)).toBe("ok");
 
     const rotationId = await rotate(secret.id);
     expect((await runRotationTick(broker.deps, "test")).outcomes).toEqual(["completed"]);
 
-    expect(await loginCode(role, password)).toBe("28P01");
+    expect(await fixture.loginCode(role, password)).toBe("28P01");
     const fresh = await obtainCredential(broker, accessToken, { secret: secret.name });
     expect(fresh.version).toBe(rotationToken(rotationId));
     expect(fresh.data).toMatchObject({ username: role, dbname: fixture.database, port: String(fixture.port) });
-    expect(await loginCode(role, fresh.data.password)).toBe("ok");
+    expect(await fixture.loginCode(role, fresh.data.password)).toBe("ok");
     expect((await readLease(broker, old.lease_id)).status).toBe("revoked");
     expect(labelsOf(stored)[firstVersion]).toEqual(["AWSPREVIOUS"]);
   });
@@ -96,7 +84,7 @@ describe.skipIf(!TEST_POSTGRES_URL)("rotation of an AWS database secret", () => 
 
     expect((await readLease(broker, old.lease_id)).status).toBe("active");
     // The single-user strategy rotates one login role, so the old password stops working at the set step even under grace.
-    expect(await loginCode(old.data.username, old.data.password)).toBe("28P01");
+    expect(await fixture.loginCode(old.data.username, old.data.password)).toBe("28P01");
   });
 
   it("failed login test puts the old password back", async () => {
@@ -108,7 +96,7 @@ describe.skipIf(!TEST_POSTGRES_URL)("rotation of an AWS database secret", () => 
     expect((await runRotationTick(broker.deps, "test")).outcomes).toEqual(["rolled_back"]);
 
     await fixture.sql.unsafe(`alter role ${role} login`);
-    expect(await loginCode(role, password)).toBe("ok");
+    expect(await fixture.loginCode(role, password)).toBe("ok");
     const record = (await broker.request("GET", `/v1/rotations/${rotationId}`, { token: broker.tokens.auditor })).json;
     expect(record).toMatchObject({ status: "rolled_back", failed_step: "test" });
     expect(labelsOf(stored)).toEqual({ [firstVersion]: ["AWSCURRENT"], [rotationToken(rotationId)]: [] });

@@ -27,18 +27,6 @@ describe.skipIf(!TEST_POSTGRES_URL)("rotation of a static PostgreSQL role", () =
     await fixture?.close();
   });
 
-  async function loginCode(username: string, password: string): Promise<string> {
-    const client: postgres.Sql = fixture.connectAs(username, password);
-    try {
-      await client`select 1`;
-      return "ok";
-    } catch (error) {
-      return (error as postgres.PostgresError).code ?? "error";
-    } finally {
-      await client.end({ timeout: 1 });
-    }
-  }
-
   async function staticRoleSecret(): Promise<{ secret: any; role: string; password: string }> {
     const password = randomBytes(18).toString("base64url");
     const role = await fixture.createRole(password);
@@ -64,11 +52,11 @@ describe.skipIf(!TEST_POSTGRES_URL)("rotation of a static PostgreSQL role", () =
     expect(started.status, started.text).toBe(202);
     expect((await runRotationTick(broker.deps, "test")).outcomes).toEqual(["completed"]);
 
-    expect(await loginCode(role, password)).toBe("28P01");
+    expect(await fixture.loginCode(role, password)).toBe("28P01");
     const fresh = await obtainCredential(broker, accessToken, { secret: secret.name });
     expect(fresh.version).toBe("2");
     expect(fresh.data.password).not.toBe(password);
-    expect(await loginCode(role, fresh.data.password)).toBe("ok");
+    expect(await fixture.loginCode(role, fresh.data.password)).toBe("ok");
     expect((await readLease(broker, old.lease_id)).status).toBe("revoked");
   });
 
@@ -81,7 +69,7 @@ describe.skipIf(!TEST_POSTGRES_URL)("rotation of a static PostgreSQL role", () =
     expect((await runRotationTick(broker.deps, "test")).outcomes).toEqual(["rolled_back"]);
 
     await fixture.sql.unsafe(`alter role ${role} login`);
-    expect(await loginCode(role, password)).toBe("ok");
+    expect(await fixture.loginCode(role, password)).toBe("ok");
     const [record] = (await broker.request("GET", `/v1/secrets/${secret.id}/rotations`, { token: broker.tokens.auditor })).json.items;
     expect(record).toMatchObject({ status: "rolled_back", failed_step: "test" });
     expect((await broker.request("GET", `/v1/secrets/${secret.id}`, { token: broker.tokens.auditor })).json.current_version).toBe("1");

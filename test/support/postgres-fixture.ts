@@ -44,6 +44,8 @@ export interface PostgresFixture {
   createRole(password: string, attributes?: string): Promise<string>;
   /** Opens a client that logs in as `username`, to the scratch database by default; `close()` ends it. */
   connectAs(username: string, password: string, database?: string): postgres.Sql;
+  /** Logs in as `username` once and returns "ok", or the SQLSTATE of the failed login (28P01: wrong password). */
+  loginCode(username: string, password: string): Promise<string>;
   /** Opens a superuser client on another database of the server; `close()` ends it. */
   connectTo(database: string): postgres.Sql;
   /** Roles that start with this fixture's name prefix. */
@@ -160,6 +162,18 @@ export async function createPostgresFixture(serverUrl: string): Promise<Postgres
       createdRoles.push(name);
       await server.unsafe(`create role ${name} ${attributes} password '${password.replaceAll("'", "''")}'`);
       return name;
+    },
+
+    async loginCode(username, password) {
+      const client = this.connectAs(username, password);
+      try {
+        await client`select 1`;
+        return "ok";
+      } catch (error) {
+        return (error as postgres.PostgresError).code ?? "error";
+      } finally {
+        await client.end({ timeout: 1 });
+      }
     },
 
     connectAs(username, password, otherDatabase = database) {
