@@ -63,7 +63,8 @@ function addAuditCommands(audit: Command): void {
       if (options.json) {
         printJson(result);
       } else if (result.valid) {
-        process.stdout.write(`audit chain valid: ${result.events} events\n`);
+        const pending = result.pending > 0 ? `, and ${result.pending} committed events not chained yet` : "";
+        process.stdout.write(`audit chain valid: ${result.events} events${pending}\n`);
       }
       if (!result.valid) {
         throw new CliError(`audit chain broken at event ${result.first_invalid_seq}: ${result.reason}`);
