@@ -118,11 +118,25 @@ describe("secrets-broker discover vault", () => {
     try {
       const result = await cli(discoverArgs());
       expect(result.code).toBe(1);
-      expect(result.stderr).toMatch(/Vault denied permission to list KV paths/);
+      expect(result.stderr).toMatch(/Vault denied permission to list KV paths at \S+ secret\/metadata\/prod\/; give the token in VAULT_TOKEN a policy that allows it/);
+      expect(result.stderr).not.toMatch(/broker's Vault token|for secret discovery/);
       expect(result.stderr).not.toContain(listToken);
     } finally {
       standin.allow("secret/metadata/");
     }
+  });
+
+  it("names --address when Vault is unreachable", async () => {
+    const closed = new VaultStandin();
+    await closed.start();
+    const address = closed.address;
+    await closed.stop();
+
+    const result = await cli(discoverArgs("--address", address));
+
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/Vault is unreachable at \S+ secret\/metadata\/prod\/ \(ECONNREFUSED\); check that it is running and that --address \(or VAULT_ADDR\) is right/);
+    expect(result.stderr).not.toContain("connection.address");
   });
 
   it("prints no token, secret_id or value", () => {

@@ -3,7 +3,7 @@ import { type Command, Option } from "commander";
 import { discoverVaultEstate } from "../../../adapters/vault/discovery.js";
 import { InvalidAdapterSettings } from "../../../adapters/errors.js";
 import { createVaultClient } from "../../../adapters/vault/vault-client.js";
-import { toAdapterError } from "../../../adapters/vault/vault-errors.js";
+import { toAdapterError, type VaultFixNames } from "../../../adapters/vault/vault-errors.js";
 import { parseVaultSettings, type VaultStaticSettings } from "../../../adapters/vault/vault-settings.js";
 import { BrokerClient } from "../broker-client.js";
 import { CliError, UsageError } from "../cli-error.js";
@@ -22,6 +22,13 @@ const SETTING_FLAGS: Record<string, string> = {
   "auth.token_secret": "--token-secret",
   auth: "--auth",
   "kv.mount": "--mount",
+};
+/** What the operator sets to fix a failed listing: the CLI's flags and VAULT_TOKEN, not the settings they fill. */
+const LISTING_FIXES: VaultFixNames = {
+  address: "--address (or VAULT_ADDR)",
+  ca: "--ca-file (or VAULT_CACERT)",
+  token: "the token in VAULT_TOKEN",
+  mount: "--mount",
 };
 
 /** Adds `discover vault`: lists KV v2 paths and database roles in Vault and registers them in the broker. */
@@ -103,7 +110,7 @@ async function discoverWithToken(settings: VaultStaticSettings, token: string, o
   try {
     return await discoverVaultEstate(client, request);
   } catch (error) {
-    const mapped = toAdapterError(error, { secretName: "discovery", location: `${settings.connection.address} ${request.kvMount}/metadata/${request.prefix}`, action: "list KV paths" });
+    const mapped = toAdapterError(error, { location: `${settings.connection.address} ${request.kvMount}/metadata/${request.prefix}`, action: "list KV paths", fixes: LISTING_FIXES });
     throw new CliError(mapped instanceof Error ? mapped.message : String(mapped));
   }
 }
@@ -118,10 +125,24 @@ async function register(secrets: PlannedSecret[], owner: string): Promise<string
       results.push(`created ${created.id}`);
     } catch (error) {
       if (!(error instanceof CliError)) throw error;
-      results.push(error.problem?.["code"] === "conflict" ? "exists" : `failed: ${error.message}`);
+      results.push(error.problem?.["code"] === "conflict" ? "exists" : `failed: ${registrationFailure(error)}`);
     }
   }
   return results;
+}
+
+/** Returns the broker's refusal of one secret, with each invalid setting named by the flag that set it. */
+function registrationFailure(error: CliError): string {
+  const invalid = error.problem?.["invalid_params"];
+  if (!Array.isArray(invalid) || invalid.length === 0) {
+    return error.message;
+  }
+  return invalid
+    .map((param: { name: string; reason: string }) => {
+      const setting = param.name.replace(/^settings\./, "");
+      return `${SETTING_FLAGS[setting] ?? param.name}: ${param.reason}`;
+    })
+    .join("; ");
 }
 
 /** Marks the names the broker already has as "exists", as --apply would report them. */
