@@ -153,6 +153,14 @@ export interface SecretAdapter {
   discardPending(call: AdapterCall, pending: VersionRef, current: VersionRef | null): Promise<void>;
 
   /**
+   * Checks, when a secret is created, that the upstream serves its settings: that it is
+   * reachable, accepts the broker's credentials and has the role or path they name. For
+   * secrets whose creation reads nothing upstream otherwise (dynamic secrets). Throws
+   * `InvalidAdapterSettings` naming a setting the upstream does not know.
+   */
+  verifyUpstream?(call: AdapterCall): Promise<void>;
+
+  /**
    * Reads the upstream's own rotation configuration of a secret, for adapters whose
    * upstream can rotate secrets itself. A secret the upstream rotates is not rotated by
    * the broker, so that it is not rotated twice.

@@ -11,13 +11,14 @@ import type {
   UpstreamLease,
   VersionRef,
 } from "../contract.js";
-import { UpstreamRejected } from "../errors.js";
+import { InvalidAdapterSettings, UpstreamRejected } from "../errors.js";
 import type { ValueSealer } from "../local/value-sealer.js";
-import { createDynamicCredential, readStaticRoleCredential } from "./database-credentials.js";
+import { createDynamicCredential, readStaticRoleCredential, requireDatabaseRole } from "./database-credentials.js";
 import { readKvVersion } from "./kv-store.js";
 import { KvRotation } from "./kv-rotation.js";
 import { StaticRoleRotation } from "./static-role-rotation.js";
 import { renewVaultLease, requireOwnLease, revokeVaultLease, revokeVaultLeasePrefix, rolePrefix } from "./vault-leases.js";
+import { VaultCredentialMissing } from "./vault-errors.js";
 import type { VaultTokenEvent } from "./vault-session.js";
 import { type PreparedVaultCall, VaultSessions } from "./vault-sessions.js";
 import { describeLocation, parseVaultSettings, type VaultDynamicSettings, type VaultStaticSettings } from "./vault-settings.js";
@@ -67,6 +68,25 @@ export class VaultAdapter implements SecretAdapter {
   upstreamKey(settings: Record<string, unknown>): string | null {
     const parsed = settings as unknown as VaultStaticSettings;
     return parsed.kv || parsed.static_role ? describeLocation(parsed) : null;
+  }
+
+  /**
+   * Checks a new dynamic secret against Vault: the broker's login works and the database
+   * role exists (which needs read on `<mount>/roles/<role>`). A static secret's first
+   * version reads Vault already, so nothing is checked here.
+   */
+  async verifyUpstream(call: AdapterCall): Promise<void> {
+    if (call.secret.kind !== "dynamic") {
+      return;
+    }
+    try {
+      await requireDatabaseRole(await this.#sessions.prepare(call, "dynamic"));
+    } catch (error) {
+      if (error instanceof VaultCredentialMissing) {
+        throw new InvalidAdapterSettings([{ name: error.setting, reason: error.message }]);
+      }
+      throw error;
+    }
   }
 
   /**

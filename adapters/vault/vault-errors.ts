@@ -25,6 +25,18 @@ export class VaultSealed extends UpstreamUnavailable {
   override name = "VaultSealed";
 }
 
+/** The local secret the settings name has no Vault credential in the field `setting` names. */
+export class VaultCredentialMissing extends UpstreamRejected {
+  override name = "VaultCredentialMissing";
+
+  constructor(
+    readonly setting: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** Fields of a node-vault ApiResponseError; node-vault exports no class to test with instanceof. */
 export interface VaultResponseError {
   message: string;

@@ -8,7 +8,17 @@ import type { BrokerMetrics } from "../metrics/metrics.js";
 export type LocalSecretReader = (name: string) => Promise<SecretData>;
 
 /** Adapter operations, as named in logs and metrics. */
-export type AdapterOperation = "issue" | "renew" | "revoke" | "create_pending" | "set_pending" | "test_pending" | "finish_pending" | "discard_pending" | "describe_rotation";
+export type AdapterOperation =
+  | "issue"
+  | "renew"
+  | "revoke"
+  | "create_pending"
+  | "set_pending"
+  | "test_pending"
+  | "finish_pending"
+  | "discard_pending"
+  | "describe_rotation"
+  | "verify_upstream";
 
 /**
  * The adapters this broker runs with, by name. Every call goes through `call`, which

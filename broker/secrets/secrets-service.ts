@@ -14,6 +14,7 @@ import { nextRotationAt } from "../rotation/rotation-policy.js";
 import { fingerprintOf, toSecretData } from "./fingerprint.js";
 import { readUpstreamRotation, rotatedUpstreamReason, toExternalRotation } from "./external-rotation.js";
 import { localSecretReader } from "./local-secret-reader.js";
+import { ensureLocalSecretsExist } from "./local-secret-references.js";
 import { DEFAULT_SECRET_TTL_SECONDS, type SecretCreateInput, type SecretFilterInput, type SecretUpdateInput, type SecretView } from "./secret-schemas.js";
 import { type SecretRow, toSecretRef, toSecretView, type VersionRow } from "./secret-views.js";
 
@@ -40,6 +41,7 @@ export async function createSecret(deps: BrokerDeps, context: RequestContext, in
   checkInitialValue(input);
   await ensureSecretNameFree(deps.db, input.name);
   await ensureUpstreamFree(deps, input.adapter, input.kind, settings);
+  await ensureLocalSecretsExist(deps.db, settings);
 
   const now = deps.clock.now();
   const row: SecretRow = {
@@ -64,6 +66,9 @@ export async function createSecret(deps: BrokerDeps, context: RequestContext, in
     deletedAt: null,
     deletedBy: null,
   };
+  if (input.kind === "dynamic") {
+    await verifyUpstream(deps, row);
+  }
   const needsFirstVersion = input.kind === "static" && (STORED_VALUE_ADAPTERS.has(input.adapter) || input.value !== undefined || input.generate !== undefined);
   const first = needsFirstVersion ? await createFirstVersion(deps, row, input.value ? toSecretData(input.value) : undefined) : undefined;
   const fingerprint = first ? fingerprintOf(await deps.dataKeys.fingerprintKey(), first.data) : null;
@@ -146,6 +151,14 @@ async function createFirstVersion(deps: BrokerDeps, row: SecretRow, value: Secre
   return deps.adapters.call(row.adapter, toSecretRef(row), "create_pending", localSecretReader(deps), (adapter, call) =>
     adapter.createPending(call, { rotationId: null, current: null, ...(value ? { value } : {}) }),
   );
+}
+
+/** Has the adapter check a new dynamic secret upstream, where it can; a static secret's first version does that. */
+async function verifyUpstream(deps: BrokerDeps, row: SecretRow): Promise<void> {
+  if (!deps.adapters.get(row.adapter).verifyUpstream) {
+    return;
+  }
+  await deps.adapters.call(row.adapter, toSecretRef(row), "verify_upstream", localSecretReader(deps), (adapter, call) => adapter.verifyUpstream!(call));
 }
 
 async function ensureSecretNameFree(db: Executor, name: string): Promise<void> {
@@ -231,6 +244,9 @@ export async function updateSecret(
   const current = await findSecret(tx, id, true);
   ensureNotDeleted(current);
   const settings = input.settings === undefined ? undefined : deps.adapters.parseSettings(current.adapter, current.kind as SecretKind, input.settings);
+  if (settings !== undefined) {
+    await ensureLocalSecretsExist(tx, settings);
+  }
   const defaultTtl = input.default_ttl ?? current.defaultTtl;
   const maxTtl = input.max_ttl ?? current.maxTtl;
   if (defaultTtl > maxTtl) {

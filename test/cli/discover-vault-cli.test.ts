@@ -97,6 +97,20 @@ describe("secrets-broker discover vault", () => {
     expect(JSON.parse(reapplied.stdout).secrets.map((secret: { result: string }) => secret.result)).toEqual(Array(5).fill("exists"));
   });
 
+  it("apply names the flag of a missing local secret", async () => {
+    const args = discoverArgs("--apply", "--json", "--no-database")
+      .map((arg) => (arg === SECRET_ID_SECRET ? "vault/not-stored" : arg))
+      .map((arg) => (arg === "prod/" ? "staging/" : arg));
+
+    const result = await cli(args);
+
+    expect(result.code).toBe(1);
+    const [secret] = JSON.parse(result.stdout).secrets;
+    expect(secret.name).toBe("vault/secret/staging/ignored");
+    expect(secret.result).toMatch(/^failed: --secret-id-secret: names local secret 'vault\/not-stored', which does not exist/);
+    expect(result.stdout).not.toContain("settings.auth");
+  });
+
   it("requires VAULT_TOKEN", async () => {
     const result = await cli(discoverArgs(), { VAULT_TOKEN: "" });
 

@@ -215,6 +215,95 @@ describe("dynamic Vault credentials", () => {
     expect(await rowCount(broker, "secrets")).toBe(secretsBefore);
   });
 
+  describe("creation checks the settings against Vault", () => {
+    const cases: { label: string; settings: () => Record<string, unknown>; status: number; code: string; field?: string; detail: RegExp }[] = [
+      {
+        label: "unknown secret_id secret",
+        settings: () => ({ ...vault.settings({ database: { role: "readonly" } }), auth: { method: "approle", role_id: vault.appRole.roleId, secret_id_secret: "vault/no-such-secret" } }),
+        status: 400,
+        code: "validation_failed",
+        field: "settings.auth.secret_id_secret",
+        detail: /names local secret 'vault\/no-such-secret', which does not exist/,
+      },
+      {
+        label: "secret_id field missing",
+        settings: () => ({
+          ...vault.settings({ database: { role: "readonly" } }),
+          auth: { method: "approle", role_id: vault.appRole.roleId, secret_id_secret: SECRET_ID_SECRET, secret_id_field: "other" },
+        }),
+        status: 400,
+        code: "validation_failed",
+        field: "settings.auth.secret_id_field",
+        detail: /has no field other/,
+      },
+      {
+        label: "unknown database role",
+        settings: () => vault.settings({ database: { role: "no-such-role" } }),
+        status: 400,
+        code: "validation_failed",
+        field: "settings.database.role",
+        detail: /has no role no-such-role under database\/roles\//,
+      },
+      {
+        label: "wrong database mount",
+        settings: () => vault.settings({ database: { mount: "dbs", role: "readonly" } }),
+        status: 400,
+        code: "validation_failed",
+        field: "settings.database.mount",
+        detail: /no database secrets engine serves dbs\//,
+      },
+      {
+        label: "unreachable Vault",
+        settings: () => ({ ...vault.settings({ database: { role: "readonly" } }), connection: { address: "http://127.0.0.1:1", timeout_seconds: 5 } }),
+        status: 503,
+        code: "upstream_unavailable",
+        detail: /Vault is unreachable .* check that it is running and that connection.address is right/,
+      },
+    ];
+
+    for (const { label, settings, status, code, field, detail } of cases) {
+      it(`refuses ${label}, creates nothing`, async () => {
+        const secretsBefore = await rowCount(broker, "secrets");
+        const leasesIssued = vault.standin.callsTo("database/creds/").length;
+
+        const response = await broker.request("POST", "/v1/secrets", {
+          token: broker.tokens.operator,
+          body: { name: `db/${uniqueName("checked")}`, adapter: "vault", kind: "dynamic", owner: "team-orders", settings: settings() },
+        });
+
+        expectProblem(response, status, code);
+        if (field) {
+          expect(invalidParamNames(response)).toEqual([field]);
+        }
+        expect(response.json.detail).toMatch(detail);
+        expect(await rowCount(broker, "secrets")).toBe(secretsBefore);
+        expect(vault.standin.callsTo("database/creds/")).toHaveLength(leasesIssued);
+      });
+    }
+
+    it("reads the role without creating a credential", async () => {
+      const reads = vault.standin.callsTo("database/roles/readonly").length;
+      const leasesIssued = vault.standin.callsTo("database/creds/").length;
+
+      await createVaultSecret("readonly");
+
+      expect(vault.standin.callsTo("database/roles/readonly")).toHaveLength(reads + 1);
+      expect(vault.standin.callsTo("database/creds/")).toHaveLength(leasesIssued);
+    });
+
+    it("refuses a settings update naming an unknown local secret", async () => {
+      const secret = await createVaultSecret("readonly");
+      const settings = { ...secret.settings, auth: { ...secret.settings.auth, secret_id_secret: "vault/renamed" } };
+
+      const response = await broker.request("PATCH", `/v1/secrets/${secret.id}`, { token: broker.tokens.operator, body: { settings } });
+
+      expectProblem(response, 400, "validation_failed");
+      expect(invalidParamNames(response)).toEqual(["settings.auth.secret_id_secret"]);
+      const unchanged = await broker.request("GET", `/v1/secrets/${secret.id}`, { token: broker.tokens.auditor });
+      expect(unchanged.json.settings.auth.secret_id_secret).toBe(SECRET_ID_SECRET);
+    });
+  });
+
   it("keeps tokens and values out of logs and audit", async () => {
     const text = broker.logs.join("\n") + JSON.stringify(await auditEvents(broker));
 
