@@ -84,6 +84,11 @@ export interface RenewedCredential {
   expiresAt?: Date;
 }
 
+/** What `revokeAll` ended upstream: every credential whose upstream lease id starts with `upstreamLeaseIdPrefix`. */
+export interface RevokedAll {
+  upstreamLeaseIdPrefix: string;
+}
+
 export interface CreatePendingRequest {
   /**
    * Idempotency key of the rotation (AWS's ClientRequestToken): a retried call with the
@@ -137,6 +142,14 @@ export interface SecretAdapter {
   renew(call: AdapterCall, lease: UpstreamLease, expiresAt: Date): Promise<RenewedCredential | void>;
   /** Ends a dynamic credential upstream. A credential that is already gone counts as revoked. */
   revoke(call: AdapterCall, lease: UpstreamLease): Promise<void>;
+  /**
+   * Ends every upstream credential of a dynamic secret with one request, when the
+   * secret's settings say that only the broker issues credentials from that upstream, so
+   * that none of them belongs to another client. Returns null, without contacting the
+   * upstream, when the settings do not say so; the broker then revokes lease by lease.
+   * The broker calls it only when it revokes every live lease of the secret.
+   */
+  revokeAll?(call: AdapterCall): Promise<RevokedAll | null>;
 
   /** Rotation step 1: creates the pending version (generated, or `request.value`), not yet in use. */
   createPending(call: AdapterCall, request: CreatePendingRequest): Promise<PendingVersion>;

@@ -6,6 +6,7 @@ import type {
   IssueRequest,
   PendingVersion,
   RenewedCredential,
+  RevokedAll,
   SecretAdapter,
   SecretKind,
   UpstreamLease,
@@ -132,14 +133,19 @@ export class VaultAdapter implements SecretAdapter {
   }
 
   /**
-   * Revokes every Vault lease of the secret's role at once, with sys/leases/revoke-prefix
-   * on `<mount>/creds/<role>/`. That includes leases that other Vault clients obtained from
-   * the same role. The broker's bulk revocations therefore do not call it: it is meant for
-   * an operator who ends a compromised role.
+   * Revokes every Vault lease of the secret's role with one sys/leases/revoke-prefix
+   * request on `<mount>/creds/<role>/`, which needs sudo. That would also end leases other
+   * Vault clients obtained from the role, so it runs only for a role the settings declare
+   * dedicated to the broker (`database.dedicated_role`); otherwise it returns null.
    */
-  async revokeRole(call: AdapterCall): Promise<void> {
+  async revokeAll(call: AdapterCall): Promise<RevokedAll | null> {
+    if (call.secret.kind !== "dynamic" || !parseVaultSettings("dynamic", call.secret.settings).database.dedicated_role) {
+      return null;
+    }
     const prepared = await this.#sessions.prepare(call, "dynamic");
-    await revokeVaultLeasePrefix(prepared, rolePrefix(prepared.settings));
+    const prefix = rolePrefix(prepared.settings);
+    await revokeVaultLeasePrefix(prepared, prefix);
+    return { upstreamLeaseIdPrefix: prefix };
   }
 
   async createPending(call: AdapterCall, request: CreatePendingRequest): Promise<PendingVersion> {

@@ -12,6 +12,7 @@ export type AdapterOperation =
   | "issue"
   | "renew"
   | "revoke"
+  | "revoke_all"
   | "create_pending"
   | "set_pending"
   | "test_pending"

@@ -107,7 +107,8 @@ export function registerSecretRoutes(app: BrokerApp, deps: BrokerDeps): void {
       const { id } = c.req.valid("param");
       const { reason } = c.req.valid("json") ?? {};
       const actor = requestContext(c).actor;
-      return c.json(await inAuditedTransaction(deps, c, (tx, record) => deleteSecret(deps, tx, record, id, actor, reason)), 200);
+      const deleted = await inAuditedTransaction(deps, c, (tx, record) => deleteSecret(deps, tx, record, id, actor, reason), { allLeasesOfSecret: id });
+      return c.json(deleted, 200);
     },
   );
 }

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { retryUpstreamRevocations } from "../../broker/leases/upstream-revoker.js";
 import { auditEvents, expectProblem, invalidParamNames, rowCount, uniqueName } from "../support/register-fixtures.js";
 import { startTestBroker, type TestBroker } from "../support/test-broker.js";
-import { SECRET_ID_SECRET, startVaultFixture, type VaultFixture } from "../support/vault-standin/vault-fixture.js";
+import { SECRET_ID_SECRET, startVaultFixture, TOKEN_SECRET, type VaultFixture } from "../support/vault-standin/vault-fixture.js";
 import { createGrant, createSecret, obtainCredential, readLease, requestCredential, workloadWithToken } from "./credential-fixtures.js";
 
 const MINUTE_MS = 60_000;
@@ -23,6 +23,7 @@ describe("dynamic Vault credentials", () => {
     vault = await startVaultFixture({ clock: broker.clock });
     vault.standin.database.addRole("short", { defaultTtl: 600, maxTtl: 900 });
     await createSecret(broker, { name: SECRET_ID_SECRET, value: { secret_id: vault.appRole.secretId }, generate: undefined });
+    await createSecret(broker, { name: TOKEN_SECRET, value: { token: vault.rootToken }, generate: undefined });
     readonlySecret = (await createVaultSecret("readonly")).name;
     shortSecret = (await createVaultSecret("short")).name;
   });
@@ -142,6 +143,100 @@ describe("dynamic Vault credentials", () => {
       expect(vault.standin.database.liveUsers.has(credential.data.username)).toBe(false);
       expect((await readLease(broker, credential.lease_id)).status).toBe("revoked");
     }
+  });
+
+  describe("deleting a secret revokes its Vault leases", () => {
+    let roles = 0;
+
+    /** A secret on a Vault role of its own, with two workloads' credentials, read with the sudo token that revoke-prefix needs. */
+    async function secretWithLeases(dedicated: boolean): Promise<{ secret: any; role: string; credentials: any[] }> {
+      roles += 1;
+      const role = `reports-${roles}`;
+      vault.standin.database.addRole(role, { defaultTtl: 3600, maxTtl: 7200 });
+      const secret = await createSecret(broker, {
+        name: `db/${uniqueName(role)}`,
+        adapter: "vault",
+        kind: "dynamic",
+        generate: undefined,
+        settings: vault.settings({ database: { role, dedicated_role: dedicated } }, "token"),
+      });
+      const credentials = [(await credentialFor(secret.name, 600)).credential, (await credentialFor(secret.name, 600)).credential];
+      return { secret, role, credentials };
+    }
+
+    function deleteSecret(secretId: string) {
+      return broker.request("DELETE", `/v1/secrets/${secretId}`, { token: broker.tokens.operator, body: { reason: "role retired" } });
+    }
+
+    function perLeaseRevokes(role: string): number {
+      return vault.standin.callsTo("sys/leases/revoke").filter((call) => String(call.body["lease_id"]).startsWith(`database/creds/${role}/`)).length;
+    }
+
+    it("dedicated role: one revoke-prefix ends every lease", async () => {
+      const { secret, role, credentials } = await secretWithLeases(true);
+
+      const deleted = await deleteSecret(secret.id);
+
+      expect(deleted.status, deleted.text).toBe(200);
+      expect(vault.standin.callsTo("sys/leases/revoke-prefix/").map((call) => call.path)).toContain(`sys/leases/revoke-prefix/database/creds/${role}/`);
+      expect(vault.standin.callsTo(`sys/leases/revoke-prefix/database/creds/${role}/`)).toHaveLength(1);
+      expect(perLeaseRevokes(role)).toBe(0);
+      for (const credential of credentials) {
+        expect(vault.standin.database.liveUsers.has(credential.data.username)).toBe(false);
+        const lease = await readLease(broker, credential.lease_id);
+        expect(lease.status).toBe("revoked");
+        expect(lease.upstream_revoke).toMatchObject({ state: "done", attempts: 1, last_error: null });
+      }
+      const events = (await auditEvents(broker)).filter((event: any) => event.action === "lease.upstream_revoke" && event.details.secret_id === secret.id);
+      expect(events).toHaveLength(2);
+      expect(events.every((event: any) => event.details.revoked_with_prefix === `database/creds/${role}/`)).toBe(true);
+    });
+
+    it("shared role: each lease revoked, other clients' kept", async () => {
+      const { secret, role, credentials } = await secretWithLeases(false);
+      const other = await fetch(`${vault.standin.address}/v1/database/creds/${role}`, { headers: { "x-vault-token": vault.rootToken } }).then((response) => response.json() as Promise<{ lease_id: string }>);
+
+      const deleted = await deleteSecret(secret.id);
+
+      expect(deleted.status, deleted.text).toBe(200);
+      expect(vault.standin.callsTo(`sys/leases/revoke-prefix/database/creds/${role}/`)).toHaveLength(0);
+      expect(perLeaseRevokes(role)).toBe(2);
+      for (const credential of credentials) {
+        expect(vault.standin.database.liveUsers.has(credential.data.username)).toBe(false);
+        expect((await readLease(broker, credential.lease_id)).upstream_revoke.state).toBe("done");
+      }
+      expect(vault.standin.leases.get(other.lease_id)).toBeDefined();
+    });
+
+    it("failed revoke-prefix leaves revoke_failed, retried", async () => {
+      const { secret, role, credentials } = await secretWithLeases(true);
+      vault.standin.leases.failRevocation = true;
+      try {
+        const deleted = await deleteSecret(secret.id);
+
+        expect(deleted.status, deleted.text).toBe(200);
+        expect(vault.standin.callsTo(`sys/leases/revoke-prefix/database/creds/${role}/`)).toHaveLength(1);
+        expect(perLeaseRevokes(role)).toBe(0);
+        for (const credential of credentials) {
+          const lease = await readLease(broker, credential.lease_id);
+          expect(lease.status).toBe("revoke_failed");
+          expect(lease.upstream_revoke).toMatchObject({ state: "failed", attempts: 1 });
+          expect(lease.upstream_revoke.last_error).toMatch(/Vault failed to revoke the leases under database\/creds\/reports-\d+\/ .*\(500/);
+          expect(vault.standin.database.liveUsers.has(credential.data.username)).toBe(true);
+        }
+      } finally {
+        vault.standin.leases.failRevocation = false;
+      }
+
+      broker.clock.advance(60 * MINUTE_MS);
+      await retryUpstreamRevocations(broker.deps);
+
+      expect(perLeaseRevokes(role)).toBe(2);
+      for (const credential of credentials) {
+        expect((await readLease(broker, credential.lease_id)).status).toBe("revoked");
+        expect(vault.standin.database.liveUsers.has(credential.data.username)).toBe(false);
+      }
+    });
   });
 
   it("lease Vault no longer has counts as revoked", async () => {

@@ -131,7 +131,8 @@ export class VaultStandin {
     if (path === "sys/leases/lookup") return this.leases.lookup(request);
     if (path === "sys/leases/renew") return this.leases.renew(request);
     if (path === "sys/leases/revoke") return this.leases.revoke(request);
-    if (path.startsWith(REVOKE_PREFIX)) {
+    if (path.startsWith(REVOKE_PREFIX) && (request.method === "POST" || request.method === "PUT")) {
+      // https://developer.hashicorp.com/vault/api-docs/system/leases#revoke-prefix: POST (PUT works too), needs sudo.
       if (!token.policies.includes("root") && !token.policies.includes("sudo")) throw permissionDenied();
       return this.leases.revokePrefix(path.slice(REVOKE_PREFIX.length), request);
     }
