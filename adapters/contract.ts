@@ -166,6 +166,13 @@ export interface SecretAdapter {
   discardPending(call: AdapterCall, pending: VersionRef, current: VersionRef | null): Promise<void>;
 
   /**
+   * Reads the version a static secret's upstream holds now, with its value, so that the
+   * broker can record it as current after someone else changed the upstream (a re-sync).
+   * For upstreams that number their own versions (a Vault KV secret or static role).
+   */
+  readLatest?(call: AdapterCall): Promise<PendingVersion>;
+
+  /**
    * Checks, when a secret is created, that the upstream serves its settings: that it is
    * reachable, accepts the broker's credentials and has the role or path they name. For
    * secrets whose creation reads nothing upstream otherwise (dynamic secrets). Throws

@@ -32,8 +32,7 @@ export class KvRotation {
   async createPending(call: AdapterCall, kv: KvCall, request: CreatePendingRequest): Promise<PendingVersion> {
     const { secret } = call;
     if (request.current === null && request.value === undefined) {
-      const latest = await readKvVersion(kv, secret.name);
-      return { ...latest, sealedValue: await sealCopy(this.sealer, secret, latest.version, latest.data) };
+      return this.readLatest(call, kv);
     }
 
     const cas = request.current ? Number(request.current.version) : await readKvCurrentVersion(kv);
@@ -42,8 +41,15 @@ export class KvRotation {
     }
 
     const data = request.value ?? (await this.generatedData(kv, secret.name, secret.generate, cas));
-    const version = await writeKvVersion(kv, secret.name, data, cas);
+    const recovery = request.current === null ? "Create the secret again to start from Vault's latest version." : resyncRecovery(secret.name);
+    const version = await writeKvVersion(kv, secret.name, data, cas, recovery);
     return { version, sealedValue: await sealCopy(this.sealer, secret, version, data), data };
+  }
+
+  /** Reads Vault's latest version, with a sealed copy for the broker to keep. */
+  async readLatest(call: AdapterCall, kv: KvCall): Promise<PendingVersion> {
+    const latest = await readKvVersion(kv, call.secret.name);
+    return { ...latest, sealedValue: await sealCopy(this.sealer, call.secret, latest.version, latest.data) };
   }
 
   /** Reads the pending version back; it must exist, be live and equal what the broker wrote. */
@@ -71,7 +77,7 @@ export class KvRotation {
       return;
     }
     const previous = await readKvVersion(kv, secret.name, current.version);
-    const restored = await writeKvVersion(kv, secret.name, previous.data, latest);
+    const restored = await writeKvVersion(kv, secret.name, previous.data, latest, "The previous value was not restored; check who changed it.");
     this.logger?.warn({ secretId: secret.id, pendingVersion: pending.version, currentVersion: current.version, restoredVersion: restored }, "restored the previous value in Vault as a new version");
   }
 
@@ -107,6 +113,11 @@ export class KvRotation {
       throw error;
     }
   }
+}
+
+/** Tells the operator how to bring the broker back in step after a write outside it. */
+function resyncRecovery(secretName: string): string {
+  return `Check who changed it, then record Vault's latest version as current with \`secrets-broker secret resync ${secretName}\` (POST /v1/secrets/{id}/resync) and rotate again.`;
 }
 
 function generatedField(secretName: string, policy: GeneratePolicy | null): SecretData {

@@ -25,13 +25,20 @@ export class StaticRoleRotation {
       throw new UpstreamRejected(`secret ${call.secret.name} is a Vault static role, whose passwords Vault makes; rotate it without a value`);
     }
     // A secret's first version is the password Vault has now; later versions need a rotation.
-    if (request.current !== null) {
-      await rotateStaticRole(role);
+    if (request.current === null) {
+      return this.readLatest(call, role);
     }
-    const { data, lastRotation } = await readStaticRoleCredential(role, call.secret.name);
-    if (request.current !== null && lastRotation === request.current.version) {
+    await rotateStaticRole(role);
+    const latest = await this.readLatest(call, role);
+    if (latest.version === request.current.version) {
       throw new UpstreamRejected(`Vault reports no new rotation of ${role.location} (secret ${call.secret.name}) after rotate-role; check the static role in Vault`);
     }
+    return latest;
+  }
+
+  /** Reads the password Vault holds now; its version is Vault's last_vault_rotation. */
+  async readLatest(call: AdapterCall, role: StaticRoleCall): Promise<PendingVersion> {
+    const { data, lastRotation } = await readStaticRoleCredential(role, call.secret.name);
     return { version: lastRotation, sealedValue: await sealCopy(this.sealer, call.secret, lastRotation, data), data };
   }
 

@@ -155,6 +155,12 @@ export class VaultAdapter implements SecretAdapter {
       : this.#kv.createPending(call, prepared, request);
   }
 
+  /** Reads the KV version or static-role password that Vault holds now, for a re-sync. */
+  async readLatest(call: AdapterCall): Promise<PendingVersion> {
+    const prepared = await this.#prepareStatic(call);
+    return prepared.settings.static_role ? this.#staticRoles.readLatest(call, prepared) : this.#kv.readLatest(call, prepared);
+  }
+
   /** Nothing to do: createPending already wrote the new version (KV) or had Vault rotate the password (static role). */
   async setPending(call: AdapterCall, _pending: VersionRef): Promise<void> {
     requireStatic(call);

@@ -19,7 +19,8 @@ export type AdapterOperation =
   | "finish_pending"
   | "discard_pending"
   | "describe_rotation"
-  | "verify_upstream";
+  | "verify_upstream"
+  | "read_latest";
 
 /**
  * The adapters this broker runs with, by name. Every call goes through `call`, which

@@ -11,6 +11,7 @@ import {
   SecretUpdate,
   SecretVersion,
 } from "./secret-schemas.js";
+import { registerResyncRoute } from "./resync-route.js";
 import { registerRotationScheduleRoute } from "./rotation-schedule-route.js";
 import { toSecretView, toVersionView } from "./secret-views.js";
 import { createSecret, deleteSecret, findSecret, listSecrets, listVersions, updateSecret } from "./secrets-service.js";
@@ -61,6 +62,7 @@ export function registerSecretRoutes(app: BrokerApp, deps: BrokerDeps): void {
   );
 
   registerRotationScheduleRoute(app, deps);
+  registerResyncRoute(app, deps);
 
   app.openapi(
     operatorRoute(deps, "auditor", {

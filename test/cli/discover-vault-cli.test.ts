@@ -97,6 +97,17 @@ describe("secrets-broker discover vault", () => {
     expect(JSON.parse(reapplied.stdout).secrets.map((secret: { result: string }) => secret.result)).toEqual(Array(5).fill("exists"));
   });
 
+  it("secret resync records a version written in Vault", async () => {
+    standin.kv.put("prod/payments/api-key", { api_key: "kv-value-six" });
+
+    const result = await cli(["secret", "resync", "vault/secret/prod/payments/api-key", "--reason", "rotated by hand", "--json"]);
+
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ from_version: "1", to_version: "2", changed: true });
+    const versions = JSON.parse((await cli(["secret", "versions", "vault/secret/prod/payments/api-key", "--json"])).stdout) as { version: string; stage: string }[];
+    expect(versions.find((version) => version.version === "2")!.stage).toBe("current");
+  });
+
   it("apply names the flag of a missing local secret", async () => {
     const args = discoverArgs("--apply", "--json", "--no-database")
       .map((arg) => (arg === SECRET_ID_SECRET ? "vault/not-stored" : arg))
@@ -156,7 +167,7 @@ describe("secrets-broker discover vault", () => {
   it("prints no token, secret_id or value", () => {
     const text = transcript.join("\n") + broker.output();
 
-    for (const value of [listToken, appRole.secretId, "kv-value-one", "kv-value-two", "kv-value-three", "kv-value-five"]) {
+    for (const value of [listToken, appRole.secretId, "kv-value-one", "kv-value-two", "kv-value-three", "kv-value-five", "kv-value-six"]) {
       expect(text).not.toContain(value);
     }
   });

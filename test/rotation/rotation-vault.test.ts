@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { runRotationTick } from "../../broker/rotation/rotation-scheduler.js";
 import { createGrant, createSecret, obtainCredential, workloadWithToken } from "../credentials/credential-fixtures.js";
-import { uniqueName } from "../support/register-fixtures.js";
+import { auditEvents, expectProblem, uniqueName } from "../support/register-fixtures.js";
 import { startTestBroker, type TestBroker } from "../support/test-broker.js";
 import { SECRET_ID_SECRET, startVaultFixture, type VaultFixture } from "../support/vault-standin/vault-fixture.js";
 
@@ -117,9 +117,99 @@ describe("rotation of Vault secrets", () => {
 
     expect(await latestRotation(secret.id)).toMatchObject({ status: "rolled_back", failed_step: "create" });
     expect((await latestRotation(secret.id)).error).toMatch(/someone else wrote .* after version 1 .*; nothing was overwritten/);
+    expect((await latestRotation(secret.id)).error).toContain(`\`secrets-broker secret resync ${secret.name}\``);
     expect(vault.standin.kv.currentVersion(path)).toBe(2);
     expect(vault.standin.kv.readData(path)!["password"]).toBe("written-by-someone-else");
     expect(await currentVersion(secret.id)).toBe("1");
+  });
+
+  describe("re-sync", () => {
+    function resync(secretId: string, token = broker.tokens.operator) {
+      return broker.request("POST", `/v1/secrets/${secretId}/resync`, { token, body: { reason: "written by the DBA" } });
+    }
+
+    async function versions(secretId: string): Promise<{ version: string; stage: string; fingerprint: string }[]> {
+      return (await broker.request("GET", `/v1/secrets/${secretId}/versions`, { token: broker.tokens.auditor })).json.items;
+    }
+
+    it("records Vault's latest version, then rotates", async () => {
+      const { secret, path } = await kvSecret();
+      vault.standin.kv.put(path, { username: "orders_app", password: "written-by-someone-else" });
+      expect(await rotate(secret.id)).toEqual(["rolled_back"]);
+
+      const resynced = await resync(secret.id);
+
+      expect(resynced.status, resynced.text).toBe(200);
+      expect(resynced.json).toMatchObject({ secret_id: secret.id, from_version: "1", to_version: "2", changed: true });
+      const matches = await broker.request("POST", "/v1/fingerprints", {
+        token: broker.tokens.operator,
+        body: { value: { username: "orders_app", password: "written-by-someone-else" } },
+      });
+      expect(matches.json.fingerprint).toBe(resynced.json.fingerprint);
+      expect(matches.json.matches).toEqual([{ secret_id: secret.id, name: secret.name, version: "2", stage: "current" }]);
+      expect((await versions(secret.id)).map(({ version, stage }) => [version, stage]).sort()).toEqual([
+        ["1", "previous"],
+        ["2", "current"],
+      ]);
+      const event = (await auditEvents(broker)).find((entry: any) => entry.action === "secret.resync" && entry.target === secret.id);
+      expect(event!.details).toMatchObject({ from_version: "1", to_version: "2", reason: "written by the DBA", fingerprint: resynced.json.fingerprint });
+
+      expect(await rotate(secret.id)).toEqual(["completed"]);
+      expect(await currentVersion(secret.id)).toBe("3");
+      expect(vault.standin.kv.readData(path, 3)!["password"]).not.toBe("written-by-someone-else");
+    });
+
+    it("without a change writes nothing", async () => {
+      const { secret } = await kvSecret();
+      const eventsBefore = (await auditEvents(broker)).length;
+
+      const resynced = await resync(secret.id);
+
+      expect(resynced.status, resynced.text).toBe(200);
+      expect(resynced.json).toEqual({ secret_id: secret.id, from_version: "1", to_version: "1", fingerprint: null, changed: false });
+      expect(await versions(secret.id)).toHaveLength(1);
+      expect(await auditEvents(broker)).toHaveLength(eventsBefore);
+    });
+
+    it("records a static role Vault rotated itself", async () => {
+      vault.standin.database.addStaticRole("reports-app", "reports_app");
+      const secret = await createSecret(broker, {
+        name: `vault/${uniqueName("static-resync")}`,
+        adapter: "vault",
+        kind: "static",
+        generate: undefined,
+        settings: vault.settings({ static_role: { name: "reports-app" } }),
+      });
+      broker.clock.advance(1000);
+      await fetch(`${vault.standin.address}/v1/database/rotate-role/reports-app`, { method: "POST", headers: { "x-vault-token": vault.rootToken } });
+
+      const resynced = await resync(secret.id);
+
+      expect(resynced.status, resynced.text).toBe(200);
+      expect(resynced.json.changed).toBe(true);
+      expect(resynced.json.to_version).not.toBe(secret.current_version);
+      expect(await currentVersion(secret.id)).toBe(resynced.json.to_version);
+    });
+
+    it("refused while a rotation runs", async () => {
+      const { secret } = await kvSecret();
+      const started = await broker.request("POST", `/v1/secrets/${secret.id}/rotate`, { token: broker.tokens.operator });
+      expect(started.status, started.text).toBe(202);
+
+      const resynced = await resync(secret.id);
+
+      expectProblem(resynced, 409, "conflict");
+      expect(resynced.json.rotation_id).toBe(started.json.id);
+      expect(await runRotationTick(broker.deps, "test")).toMatchObject({ outcomes: ["completed"] });
+    });
+
+    it("refused for secrets without upstream versions", async () => {
+      const local = await createSecret(broker, { name: `vault/${uniqueName("local")}`, generate: { length: 32 } });
+
+      expectProblem(await resync(local.id), 409, "invalid_state");
+      expectProblem(await resync(local.id, broker.tokens.auditor), 403, "forbidden");
+      expectProblem(await resync("sec_000000000000000000000000"), 404, "not_found");
+    });
   });
 
   it("second secret on one KV path refused", async () => {

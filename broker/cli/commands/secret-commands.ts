@@ -81,6 +81,19 @@ function addSecretSubcommands(secret: Command): void {
     });
 
   secret
+    .command("resync")
+    .description("record the version Vault holds now as the secret's current version, after a write outside the broker")
+    .argument("<secret>", "secret id (sec_...) or name")
+    .option("--reason <text>", "why, for the audit log")
+    .option("--json", "print JSON")
+    .action(async (secret: string, options) => {
+      const client = BrokerClient.fromEnvironment();
+      const id = await resolveSecretId(client, secret);
+      const result = await client.json("POST", `/v1/secrets/${encodeURIComponent(id)}/resync`, { reason: options.reason });
+      return options.json ? printJson(result) : printFields(result);
+    });
+
+  secret
     .command("delete")
     .description("delete a secret: revokes its grants and live leases")
     .argument("<secret>", "secret id (sec_...) or name")
