@@ -106,6 +106,12 @@ export interface PendingVersion extends VersionRef {
   data: SecretData;
 }
 
+/** A rollback that could not put the current value back upstream, because the upstream keeps no earlier value. */
+export interface UnrestoredRollback {
+  /** What stays in use upstream and what the operator does next, for the rotation's record. */
+  reason: string;
+}
+
 /** An upstream's own rotation of a secret, as its configuration reports it. */
 export interface UpstreamRotation {
   /** Whether the upstream rotates the secret itself. */
@@ -162,8 +168,10 @@ export interface SecretAdapter {
   /**
    * Rollback: discards a pending version upstream where the upstream allows it, and
    * puts `current` back where `setPending` already replaced it (e.g. the old password).
+   * Returns an `UnrestoredRollback` when the upstream cannot go back, so that the
+   * rotation's record says that the pending value stays in use.
    */
-  discardPending(call: AdapterCall, pending: VersionRef, current: VersionRef | null): Promise<void>;
+  discardPending(call: AdapterCall, pending: VersionRef, current: VersionRef | null): Promise<UnrestoredRollback | void>;
 
   /**
    * Reads the version a static secret's upstream holds now, with its value, so that the

@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { AdapterCall, CreatePendingRequest, PendingVersion, VersionRef } from "../contract.js";
+import type { AdapterCall, CreatePendingRequest, PendingVersion, UnrestoredRollback, VersionRef } from "../contract.js";
 import { UpstreamConflict, UpstreamRejected } from "../errors.js";
 import type { ValueSealer } from "../local/value-sealer.js";
 import { readStaticRoleCredential, rotateStaticRole } from "./database-credentials.js";
@@ -53,12 +53,21 @@ export class StaticRoleRotation {
     await requireSameAsCopy(this.sealer, call.secret, pending, data, role.location);
   }
 
-  /** Vault keeps no earlier password of a static role, so a rollback cannot restore it; the new password stays in use. */
-  discardPending(call: AdapterCall, pending: VersionRef): void {
+  /**
+   * Vault keeps no earlier password of a static role, so a rollback cannot restore it:
+   * the password Vault set in the rotation stays in use, and the returned reason says so.
+   */
+  discardPending(call: AdapterCall, role: StaticRoleCall, pending: VersionRef): UnrestoredRollback {
     // NOTE: leases of the previous version carry a password that no longer works; revoke them or let them expire.
     this.logger?.warn(
       { secretId: call.secret.id, pendingVersion: pending.version },
       "a Vault static role cannot return to its previous password; the password Vault set in the rotation stays in use",
     );
+    return {
+      reason:
+        `Vault keeps no earlier password of ${role.location}, so the previous password was not restored: the password Vault set at ${pending.version} ` +
+        `(or a later one) stays in use and the previous version's password no longer works. Record Vault's password as current with ` +
+        `\`secrets-broker secret resync ${call.secret.name}\`, or rotate again.`,
+    };
   }
 }

@@ -9,6 +9,7 @@ import type {
   RevokedAll,
   SecretAdapter,
   SecretKind,
+  UnrestoredRollback,
   UpstreamLease,
   VersionRef,
 } from "../contract.js";
@@ -178,11 +179,10 @@ export class VaultAdapter implements SecretAdapter {
     requireStatic(call);
   }
 
-  async discardPending(call: AdapterCall, pending: VersionRef, current: VersionRef | null): Promise<void> {
+  async discardPending(call: AdapterCall, pending: VersionRef, current: VersionRef | null): Promise<UnrestoredRollback | void> {
     const prepared = await this.#prepareStatic(call);
     if (prepared.settings.static_role) {
-      this.#staticRoles.discardPending(call, pending);
-      return;
+      return this.#staticRoles.discardPending(call, prepared, pending);
     }
     await this.#kv.discardPending(call, prepared, pending, current);
   }

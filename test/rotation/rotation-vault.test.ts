@@ -53,6 +53,12 @@ describe("rotation of Vault secrets", () => {
     return (await broker.request("GET", `/v1/secrets/${secretId}/rotations`, { token: broker.tokens.auditor })).json.items[0];
   }
 
+  async function obtainCredentialFor(secretName: string): Promise<any> {
+    const { workload, accessToken } = await workloadWithToken(broker);
+    await createGrant(broker, { service_account_id: workload.accountId, secret: secretName });
+    return obtainCredential(broker, accessToken, { secret: secretName });
+  }
+
   async function currentVersion(secretId: string): Promise<string> {
     return (await broker.request("GET", `/v1/secrets/${secretId}`, { token: broker.tokens.auditor })).json.current_version;
   }
@@ -256,6 +262,10 @@ describe("rotation of Vault secrets", () => {
     expect(vault.standin.kv.currentVersion(path)).toBe(3);
     expect(vault.standin.kv.readData(path, 3)).toEqual(previous);
     expect(await currentVersion(secret.id)).toBe("1");
+    const rotation = await latestRotation(secret.id);
+    expect(rotation.error).not.toContain("Rollback:");
+    const event = (await auditEvents(broker)).find((entry: any) => entry.action === "rotation.rollback" && entry.target === rotation.id);
+    expect(event!.details).toMatchObject({ restored: true, discard_error: null });
   });
 
   it("sealed Vault retries the create step later", async () => {
@@ -292,6 +302,44 @@ describe("rotation of Vault secrets", () => {
     expect(after.version).toBe(await currentVersion(secret.id));
     expect(after.version).not.toBe(before.version);
     expect(vault.standin.callsTo("database/rotate-role/orders-app")).toHaveLength(1);
+  });
+
+  it("static role rollback says the password stays", async () => {
+    vault.standin.database.addStaticRole("billing-app", "billing_app");
+    const secret = await createSecret(broker, {
+      name: `vault/${uniqueName("billing-static")}`,
+      adapter: "vault",
+      kind: "static",
+      generate: undefined,
+      settings: vault.settings({ static_role: { name: "billing-app" } }),
+    });
+    broker.clock.advance(1000);
+    // Vault rotates the role again between the create step's read and the test step's.
+    vault.standin.afterCall = (call) => {
+      if (call.path === "database/static-creds/billing-app" && vault.standin.callsTo("database/rotate-role/billing-app").length === 1) {
+        vault.standin.afterCall = undefined;
+        broker.clock.advance(1000);
+        vault.standin.database.rotateStaticRole("billing-app");
+      }
+    };
+
+    expect(await rotate(secret.id)).toEqual(["rolled_back"]);
+
+    const rotation = await latestRotation(secret.id);
+    expect(rotation).toMatchObject({ status: "rolled_back", failed_step: "test" });
+    expect(rotation.error).toMatch(/was rotated again at .* after the pending rotation at .*; rotate again Rollback: Vault keeps no earlier password of .*database\/static-creds\/billing-app, so the previous password was not restored/);
+    expect(rotation.error).toContain(`\`secrets-broker secret resync ${secret.name}\``);
+    expect(rotation.steps.at(-1).error).not.toContain("Rollback:");
+    const event = (await auditEvents(broker)).find((entry: any) => entry.action === "rotation.rollback" && entry.target === rotation.id);
+    expect(event!.details).toMatchObject({ restored: false, discarded_version: rotation.to_version, current_version: secret.current_version });
+    expect(broker.logs.join("\n")).toContain("rotation rolled back, but the upstream keeps the pending value in use");
+
+    const resynced = await broker.request("POST", `/v1/secrets/${secret.id}/resync`, { token: broker.tokens.operator });
+    expect(resynced.status, resynced.text).toBe(200);
+    expect(await currentVersion(secret.id)).toBe(resynced.json.to_version);
+    const issued = await obtainCredentialFor(secret.name);
+    expect(issued.data.password).toBe(vault.standin.database.staticPassword("billing-app"));
+    expect(issued.version).toBe(resynced.json.to_version);
   });
 
   it("rotation logs and audit carry no values", async () => {

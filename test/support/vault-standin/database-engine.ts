@@ -51,7 +51,7 @@ export class DatabaseEngine {
     if (extra.length > 0) throw noHandler(request.path);
     if (operation === "creds" && name !== "" && request.method === "GET") return this.issue(name);
     if (operation === "static-creds" && name !== "" && request.method === "GET") return this.readStatic(name);
-    if (operation === "rotate-role" && name !== "" && (request.method === "POST" || request.method === "PUT")) return this.rotate(name);
+    if (operation === "rotate-role" && name !== "" && (request.method === "POST" || request.method === "PUT")) return this.rotateStaticRole(name);
     if (operation === "roles" && name === "" && request.method === "LIST") return listed([...this.roles.keys()]);
     if (operation === "roles" && name !== "" && request.method === "GET") return this.readRole(name);
     if (operation === "static-roles" && name === "" && request.method === "LIST") return listed([...this.staticRoles.keys()]);
@@ -112,7 +112,8 @@ export class DatabaseEngine {
     return { body: { lease_id: "", renewable: false, lease_duration: 0, data } };
   }
 
-  private rotate(name: string): HandlerResult {
+  /** Sets a new password for the static role, as POST rotate-role/<name> does and as Vault's own rotation_period would. */
+  rotateStaticRole(name: string): HandlerResult {
     const role = this.staticRoles.get(name);
     if (!role) {
       throw badRequest(`unknown role: ${name}`);
