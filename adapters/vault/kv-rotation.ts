@@ -1,15 +1,18 @@
 import type { Logger } from "pino";
-import type { AdapterCall, CreatePendingRequest, GeneratePolicy, PendingVersion, SecretData, VersionRef } from "../contract.js";
+import type { AdapterCall, CreatePendingRequest, GeneratePolicy, PendingVersion, SecretData, SecretRef, VersionRef } from "../contract.js";
 import { UpstreamConflict, UpstreamRejected } from "../errors.js";
-import { generatePolicyProblems, generateValue } from "../local/generate-value.js";
+import { generatePolicyProblems, generateValue, type RandomBytes, seededRandomBytes } from "../local/generate-value.js";
 import type { ValueSealer } from "../local/value-sealer.js";
-import { deleteKvVersion, readKvCurrentVersion, readKvVersion, writeKvVersion } from "./kv-store.js";
-import { requireSameAsCopy, sealCopy } from "./sealed-copy.js";
+import { deleteKvVersion, KvCasMismatch, type KvVersion, readKvCurrentVersion, readKvVersion, writeKvVersion } from "./kv-store.js";
+import { matchesCopy, requireSameAsCopy, sameValue, sealCopy } from "./sealed-copy.js";
 import { VaultVersionDeleted } from "./vault-errors.js";
 import type { PreparedVaultCall } from "./vault-sessions.js";
 import type { VaultStaticSettings } from "./vault-settings.js";
 
 type KvCall = PreparedVaultCall<VaultStaticSettings>;
+
+/** Derives the seed of a rotation's generated value from `info`, with a broker key; the same info gives the same seed. */
+export type DeriveSeed = (info: string) => Promise<Buffer>;
 
 /**
  * Rotation of a KV v2 secret. createPending writes the new value as a new Vault version
@@ -20,7 +23,8 @@ type KvCall = PreparedVaultCall<VaultStaticSettings>;
 export class KvRotation {
   constructor(
     private readonly sealer: ValueSealer,
-    private readonly logger: Pick<Logger, "warn"> | undefined,
+    private readonly logger: Pick<Logger, "info" | "warn"> | undefined,
+    private readonly deriveSeed: DeriveSeed | undefined,
   ) {}
 
   /**
@@ -40,10 +44,51 @@ export class KvRotation {
       throw new UpstreamRejected(`current version '${request.current?.version}' of secret ${secret.name} is not a Vault KV version number`);
     }
 
-    const data = request.value ?? (await this.generatedData(kv, secret.name, secret.generate, cas));
-    const recovery = request.current === null ? "Create the secret again to start from Vault's latest version." : resyncRecovery(secret.name);
-    const version = await writeKvVersion(kv, secret.name, data, cas, recovery);
+    const data = request.value ?? (await this.generatedData(kv, secret, cas, request.rotationId));
+    const version = await this.writePending(call, kv, data, cas, request.current);
     return { version, sealedValue: await sealCopy(this.sealer, secret, version, data), data };
+  }
+
+  /**
+   * Writes the pending value with check-and-set on `cas`. After a mismatch it reads
+   * Vault's latest version. If that holds this very value, an earlier attempt of the same
+   * rotation wrote it and lost the reply, so that version is adopted instead of a second
+   * one. If it holds the broker's current value again (a rollback restored it as a newer
+   * version), the write is repeated on it, since it overwrites nothing new. Any other
+   * latest version is someone else's write, and the mismatch stands.
+   */
+  private async writePending(call: AdapterCall, kv: KvCall, data: SecretData, cas: number, current: VersionRef | null): Promise<string> {
+    const { secret } = call;
+    const recovery = current === null ? "Create the secret again to start from Vault's latest version." : resyncRecovery(secret.name);
+    try {
+      return await writeKvVersion(kv, secret.name, data, cas, recovery);
+    } catch (error) {
+      if (!(error instanceof KvCasMismatch)) {
+        throw error;
+      }
+      const latest = await this.latestOrUndefined(kv, secret.name);
+      if (latest && sameValue(latest.data, data)) {
+        this.logger?.info({ secretId: secret.id, version: latest.version }, "adopted the Vault version an earlier attempt of this rotation wrote");
+        return latest.version;
+      }
+      if (latest && current !== null && (await matchesCopy(this.sealer, secret, current, latest.data))) {
+        this.logger?.info({ secretId: secret.id, currentVersion: current.version, latestVersion: latest.version }, "Vault's latest version holds the current value again; writing on it");
+        return writeKvVersion(kv, secret.name, data, Number(latest.version), recovery);
+      }
+      throw error;
+    }
+  }
+
+  /** Reads the latest version, or undefined when it is deleted or destroyed. */
+  private async latestOrUndefined(kv: KvCall, secretName: string): Promise<KvVersion | undefined> {
+    try {
+      return await readKvVersion(kv, secretName);
+    } catch (error) {
+      if (error instanceof VaultVersionDeleted) {
+        return undefined;
+      }
+      throw error;
+    }
   }
 
   /** Reads Vault's latest version, with a sealed copy for the broker to keep. */
@@ -86,8 +131,10 @@ export class KvRotation {
    * field must already be in the Vault secret when it has fields: a generated value in a
    * new field would leave the credential the application uses unchanged.
    */
-  private async generatedData(kv: KvCall, secretName: string, policy: GeneratePolicy | null, cas: number): Promise<SecretData> {
-    const generated = generatedField(secretName, policy);
+  private async generatedData(kv: KvCall, secret: SecretRef, cas: number, rotationId: string | null): Promise<SecretData> {
+    const secretName = secret.name;
+    const policy = secret.generate;
+    const generated = generatedField(secretName, policy, await this.valueBytes(secret.id, rotationId, cas));
     const latest = await this.latestData(kv, secretName, cas);
     const fields = Object.keys(latest);
     const field = policy!.field;
@@ -97,6 +144,18 @@ export class KvRotation {
       );
     }
     return { ...latest, ...generated };
+  }
+
+  /**
+   * Returns the byte source of a rotation's generated value, seeded by the secret, the
+   * rotation and `cas`, so that a retried create step generates the value its first
+   * attempt wrote. Without a rotation id or a seed the value is random.
+   */
+  private async valueBytes(secretId: string, rotationId: string | null, cas: number): Promise<RandomBytes | undefined> {
+    if (rotationId === null || this.deriveSeed === undefined) {
+      return undefined;
+    }
+    return seededRandomBytes(await this.deriveSeed(`vault-kv-rotation:${secretId}:${rotationId}:${cas}`));
   }
 
   /** Returns the data of version `cas`, so that a generated field replaces one field and keeps the others; {} for a new or deleted key. */
@@ -120,7 +179,7 @@ function resyncRecovery(secretName: string): string {
   return `Check who changed it, then record Vault's latest version as current with \`secrets-broker secret resync ${secretName}\` (POST /v1/secrets/{id}/resync) and rotate again.`;
 }
 
-function generatedField(secretName: string, policy: GeneratePolicy | null): SecretData {
+function generatedField(secretName: string, policy: GeneratePolicy | null, bytes: RandomBytes | undefined): SecretData {
   if (!policy) {
     throw new UpstreamRejected(
       `secret ${secretName} has no generate policy and no value was given: send \`value\` with the fields, or give the secret a \`generate\` policy such as {"length": 32, "field": "password"}`,
@@ -130,5 +189,5 @@ function generatedField(secretName: string, policy: GeneratePolicy | null): Secr
   if (problems.length > 0) {
     throw new UpstreamRejected(`generate policy of secret ${secretName} is invalid: ${problems.map((problem) => `${problem.name} ${problem.reason}`).join("; ")}`);
   }
-  return { [policy.field]: generateValue(policy) };
+  return { [policy.field]: generateValue(policy, bytes) };
 }

@@ -17,7 +17,7 @@ import { InvalidAdapterSettings, UpstreamRejected } from "../errors.js";
 import type { ValueSealer } from "../local/value-sealer.js";
 import { createDynamicCredential, readStaticRoleCredential, requireDatabaseRole } from "./database-credentials.js";
 import { readKvVersion } from "./kv-store.js";
-import { KvRotation } from "./kv-rotation.js";
+import { type DeriveSeed, KvRotation } from "./kv-rotation.js";
 import { StaticRoleRotation } from "./static-role-rotation.js";
 import { renewVaultLease, requireOwnLease, revokeVaultLease, revokeVaultLeasePrefix, rolePrefix } from "./vault-leases.js";
 import { VaultCredentialMissing } from "./vault-errors.js";
@@ -35,6 +35,12 @@ export interface VaultAdapterOptions {
   logger?: Pick<Logger, "info" | "warn">;
   /** Counts the broker token's lifecycle events, for the metric. */
   onTokenEvent?: (event: VaultTokenEvent) => void;
+  /**
+   * Derives the seed of a KV rotation's generated value from a broker key, so that a
+   * retried create step generates the value its first attempt may have written. Without
+   * it values are random, and such a retry stops with a check-and-set conflict.
+   */
+  deriveSeed?: DeriveSeed;
 }
 
 /**
@@ -58,7 +64,7 @@ export class VaultAdapter implements SecretAdapter {
     this.#now = options.now ?? (() => new Date());
     this.#logger = options.logger;
     this.#sessions = new VaultSessions({ now: this.#now, logger: options.logger, onTokenEvent: options.onTokenEvent ?? (() => undefined) });
-    this.#kv = new KvRotation(options.sealer, options.logger);
+    this.#kv = new KvRotation(options.sealer, options.logger, options.deriveSeed);
     this.#staticRoles = new StaticRoleRotation(options.sealer, options.logger);
   }
 

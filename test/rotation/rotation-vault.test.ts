@@ -26,6 +26,7 @@ describe("rotation of Vault secrets", () => {
 
   beforeEach(() => {
     vault.standin.afterCall = undefined;
+    vault.standin.loseReply = undefined;
     vault.standin.sealed = false;
   });
 
@@ -266,6 +267,38 @@ describe("rotation of Vault secrets", () => {
     expect(rotation.error).not.toContain("Rollback:");
     const event = (await auditEvents(broker)).find((entry: any) => entry.action === "rotation.rollback" && entry.target === rotation.id);
     expect(event!.details).toMatchObject({ restored: true, discard_error: null });
+
+    // Version 3 holds the current value again, so the next rotation writes on it.
+    expect(await rotate(secret.id)).toEqual(["completed"]);
+    expect(vault.standin.kv.currentVersion(path)).toBe(4);
+    expect(await currentVersion(secret.id)).toBe("4");
+  });
+
+  it("retried create adopts its own lost write", async () => {
+    const { secret, path } = await kvSecret();
+    vault.standin.loseReply = (call) => call.method === "POST" && call.path === `secret/data/${path}`;
+
+    expect(await rotate(secret.id)).toEqual(["retry_later"]);
+    vault.standin.loseReply = undefined;
+    expect(vault.standin.kv.currentVersion(path)).toBe(2);
+    broker.clock.advance(60_000);
+    expect((await runRotationTick(broker.deps, "test")).outcomes).toEqual(["completed"]);
+
+    expect(vault.standin.kv.currentVersion(path)).toBe(2);
+    expect(await currentVersion(secret.id)).toBe("2");
+    const rotation = await latestRotation(secret.id);
+    expect(rotation.steps.map((step: { step: string; outcome: string }) => `${step.step}:${step.outcome}`)).toEqual([
+      "create:failure",
+      "create:success",
+      "set:success",
+      "test:success",
+      "finish:success",
+    ]);
+    expect(vault.standin.callsTo(`secret/data/${path}`).filter((call) => call.method === "POST")).toHaveLength(2);
+    const issued = await obtainCredentialFor(secret.name);
+    expect(issued.version).toBe("2");
+    expect(issued.data).toEqual(vault.standin.kv.readData(path, 2));
+    expect(issued.data.password).not.toBe("first-password");
   });
 
   it("sealed Vault retries the create step later", async () => {
