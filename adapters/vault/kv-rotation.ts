@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { AdapterCall, CreatePendingRequest, GeneratePolicy, PendingVersion, SecretData, SecretRef, VersionRef } from "../contract.js";
+import type { AdapterCall, CreatePendingRequest, PendingVersion, SecretData, SecretRef, VersionRef } from "../contract.js";
 import { UpstreamConflict, UpstreamRejected } from "../errors.js";
 import { generatePolicyProblems, generateValue, type RandomBytes, seededRandomBytes } from "../local/generate-value.js";
 import type { ValueSealer } from "../local/value-sealer.js";
@@ -132,15 +132,13 @@ export class KvRotation {
    * new field would leave the credential the application uses unchanged.
    */
   private async generatedData(kv: KvCall, secret: SecretRef, cas: number, rotationId: string | null): Promise<SecretData> {
-    const secretName = secret.name;
-    const policy = secret.generate;
-    const generated = generatedField(secretName, policy, await this.valueBytes(secret.id, rotationId, cas));
-    const latest = await this.latestData(kv, secretName, cas);
+    const generated = generatedField(secret, await this.valueBytes(secret.id, rotationId, cas));
+    const latest = await this.latestData(kv, secret.name, cas);
     const fields = Object.keys(latest);
-    const field = policy!.field;
+    const field = secret.generate!.field;
     if (fields.length > 0 && !fields.includes(field)) {
       throw new UpstreamRejected(
-        `generate.field '${field}' of secret ${secretName} is not a field of its Vault secret, whose fields are ${fields.join(", ")}; set generate.field to the field that holds the credential (PATCH /v1/secrets/{id})`,
+        `generate.field '${field}' of secret ${secret.name} is not a field of its Vault secret, whose fields are ${fields.join(", ")}; set generate.field to the field that holds the credential (PATCH /v1/secrets/${secret.id})`,
       );
     }
     return { ...latest, ...generated };
@@ -179,15 +177,17 @@ function resyncRecovery(secretName: string): string {
   return `Check who changed it, then record Vault's latest version as current with \`secrets-broker secret resync ${secretName}\` (POST /v1/secrets/{id}/resync) and rotate again.`;
 }
 
-function generatedField(secretName: string, policy: GeneratePolicy | null, bytes: RandomBytes | undefined): SecretData {
+function generatedField(secret: SecretRef, bytes: RandomBytes | undefined): SecretData {
+  const policy = secret.generate;
   if (!policy) {
     throw new UpstreamRejected(
-      `secret ${secretName} has no generate policy and no value was given: send \`value\` with the fields, or give the secret a \`generate\` policy such as {"length": 32, "field": "password"}`,
+      `secret ${secret.name} has no generate policy, so a rotation cannot make a new value; set one that names the field holding the credential with ` +
+        `PATCH /v1/secrets/${secret.id} {"generate": {"length": 32, "field": "password"}}`,
     );
   }
   const problems = generatePolicyProblems(policy);
   if (problems.length > 0) {
-    throw new UpstreamRejected(`generate policy of secret ${secretName} is invalid: ${problems.map((problem) => `${problem.name} ${problem.reason}`).join("; ")}`);
+    throw new UpstreamRejected(`generate policy of secret ${secret.name} is invalid: ${problems.map((problem) => `${problem.name} ${problem.reason}`).join("; ")}`);
   }
   return { [policy.field]: generateValue(policy, bytes) };
 }

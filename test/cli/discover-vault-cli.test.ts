@@ -84,7 +84,7 @@ describe("secrets-broker discover vault", () => {
     const applied = await cli(discoverArgs("--apply"));
 
     expect(applied.code, applied.stdout + applied.stderr).toBe(0);
-    expect(applied.stdout).toMatch(/vault\/secret\/prod\/payments\/api-key\s+static\s+secret\/data\/prod\/payments\/api-key\s+created sec_/);
+    expect(applied.stdout).toMatch(/vault\/secret\/prod\/payments\/api-key\s+static\s+secret\/data\/prod\/payments\/api-key\s+-\s+created sec_/);
     expect(applied.stdout).toMatch(/vault\/database\/creds\/readonly\s+dynamic/);
     const listed = JSON.parse((await cli(["secret", "list", "--adapter", "vault", "--json"])).stdout) as { name: string; current_version: string | null }[];
     expect(listed).toHaveLength(5);
@@ -106,6 +106,34 @@ describe("secrets-broker discover vault", () => {
     expect(JSON.parse(result.stdout)).toMatchObject({ from_version: "1", to_version: "2", changed: true });
     const versions = JSON.parse((await cli(["secret", "versions", "vault/secret/prod/payments/api-key", "--json"])).stdout) as { version: string; stage: string }[];
     expect(versions.find((version) => version.version === "2")!.stage).toBe("current");
+  });
+
+  it("--generate-field sets the field rotations replace", async () => {
+    standin.kv.put("ops/db/admin", { username: "ops_admin", password: "kv-value-seven" });
+
+    const applied = await cli(discoverArgs("--apply", "--json", "--no-database", "--generate-field", "password").map((arg) => (arg === "prod/" ? "ops/" : arg)));
+
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(JSON.parse(applied.stdout).secrets).toEqual([
+      expect.objectContaining({ name: "vault/secret/ops/db/admin", generate_field: "password", result: expect.stringMatching(/^created sec_/) }),
+    ]);
+    const [secret] = JSON.parse((await cli(["secret", "list", "--prefix", "vault/secret/ops/", "--json"])).stdout);
+    expect(secret.generate).toEqual({ length: 32, classes: ["lower", "upper", "digits"], field: "password" });
+
+    const rotated = await cli(["rotate", "vault/secret/ops/db/admin", "--wait", "--json"]);
+
+    expect(rotated.code, rotated.stdout + rotated.stderr).toBe(0);
+    expect(JSON.parse(rotated.stdout).status).toBe("completed");
+    const data = standin.kv.readData("ops/db/admin")!;
+    expect(data["username"]).toBe("ops_admin");
+    expect(data["password"]).toMatch(/^[A-Za-z0-9]{32}$/);
+  });
+
+  it("rejects an invalid --generate-field", async () => {
+    const result = await cli(discoverArgs("--generate-field", "pass word"));
+
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/--generate-field: must be a field name/);
   });
 
   it("apply names the flag of a missing local secret", async () => {
@@ -167,7 +195,7 @@ describe("secrets-broker discover vault", () => {
   it("prints no token, secret_id or value", () => {
     const text = transcript.join("\n") + broker.output();
 
-    for (const value of [listToken, appRole.secretId, "kv-value-one", "kv-value-two", "kv-value-three", "kv-value-five", "kv-value-six"]) {
+    for (const value of [listToken, appRole.secretId, "kv-value-one", "kv-value-two", "kv-value-three", "kv-value-five", "kv-value-six", "kv-value-seven"]) {
       expect(text).not.toContain(value);
     }
   });

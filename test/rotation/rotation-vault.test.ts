@@ -245,6 +245,25 @@ describe("rotation of Vault secrets", () => {
     expect(vault.standin.kv.currentVersion(path)).toBe(1);
   });
 
+  it("rotation without a generate policy names the PATCH", async () => {
+    const path = `prod/${uniqueName("no-policy")}`;
+    vault.standin.kv.put(path, { username: "orders_app", password: "first-password" });
+    const secret = await createSecret(broker, {
+      name: `vault/${uniqueName("no-policy")}`,
+      adapter: "vault",
+      kind: "static",
+      generate: undefined,
+      settings: vault.settings({ kv: { mount: "secret", path } }),
+    });
+
+    expect(await rotate(secret.id)).toEqual(["rolled_back"]);
+
+    const rotation = await latestRotation(secret.id);
+    expect(rotation).toMatchObject({ status: "rolled_back", failed_step: "create" });
+    expect(rotation.error).toContain(`has no generate policy, so a rotation cannot make a new value; set one that names the field holding the credential with PATCH /v1/secrets/${secret.id}`);
+    expect(vault.standin.kv.currentVersion(path)).toBe(1);
+  });
+
   it("failed test step restores the previous value", async () => {
     const { secret, path } = await kvSecret();
     const previous = vault.standin.kv.readData(path, 1);

@@ -10,7 +10,9 @@ import { CliError, UsageError } from "../cli-error.js";
 import { printJson, printTable } from "../output.js";
 import { type PlannedSecret, planSecrets } from "../vault-discovery-plan.js";
 
-const PLAN_COLUMNS = ["name", "kind", "vault_path", "result"];
+const PLAN_COLUMNS = ["name", "kind", "vault_path", "generate_field", "result"];
+/** The broker's rule for a field name of a secret's value. */
+const FIELD_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
 /** Flags that set each adapter setting, to name in usage errors. */
 const SETTING_FLAGS: Record<string, string> = {
   "connection.address": "--address (or VAULT_ADDR)",
@@ -52,10 +54,14 @@ export function addDiscoverVaultCommand(discover: Command): void {
     .option("--role-id <id>", "AppRole role_id of the broker (with --auth approle)")
     .option("--secret-id-secret <name>", "local secret that stores the AppRole secret_id (with --auth approle)")
     .option("--token-secret <name>", "local secret that stores the broker's Vault token (with --auth token)")
+    .option("--generate-field <field>", "field of each KV secret that rotations replace with a generated 32-character value, such as password")
     .option("--apply", "register the secrets; without it, only print what would be registered")
     .option("--json", "print JSON")
     .action(async (options) => {
       const settings = await brokerSettings(options);
+      if (options.generateField !== undefined && !FIELD_NAME_PATTERN.test(options.generateField)) {
+        throw new UsageError("--generate-field: must be a field name: a letter or _, then up to 63 letters, digits, _, . or -");
+      }
       const token = process.env["VAULT_TOKEN"];
       if (!token) {
         throw new UsageError("VAULT_TOKEN is not set: export a Vault token that may list the KV metadata and the database roles");
@@ -68,6 +74,7 @@ export function addDiscoverVaultCommand(discover: Command): void {
         databaseMount: options.database ? options.databaseMount : undefined,
         connection: settings.connection,
         auth: settings.auth,
+        generateField: options.generateField,
       });
       const results = options.apply ? await register(plan.secrets, options.owner) : await dryRun(plan.secrets);
       report(plan.secrets, results, plan.warnings, Boolean(options.apply), Boolean(options.json));
@@ -121,7 +128,7 @@ async function register(secrets: PlannedSecret[], owner: string): Promise<string
   const results: string[] = [];
   for (const secret of secrets) {
     try {
-      const created = await client.json("POST", "/v1/secrets", { name: secret.name, adapter: "vault", kind: secret.kind, owner, settings: secret.settings });
+      const created = await client.json("POST", "/v1/secrets", { name: secret.name, adapter: "vault", kind: secret.kind, owner, settings: secret.settings, generate: secret.generate });
       results.push(`created ${created.id}`);
     } catch (error) {
       if (!(error instanceof CliError)) throw error;
@@ -152,7 +159,13 @@ async function dryRun(secrets: PlannedSecret[]): Promise<string[]> {
 }
 
 function report(secrets: PlannedSecret[], results: string[], warnings: string[], applied: boolean, json: boolean): void {
-  const rows = secrets.map((secret, index) => ({ name: secret.name, kind: secret.kind, vault_path: secret.vault_path, result: results[index] }));
+  const rows = secrets.map((secret, index) => ({
+    name: secret.name,
+    kind: secret.kind,
+    vault_path: secret.vault_path,
+    generate_field: secret.generate?.field ?? null,
+    result: results[index],
+  }));
   if (json) {
     printJson({ applied, secrets: rows, warnings });
     return;
