@@ -150,6 +150,19 @@ describe("secrets-broker discover vault", () => {
     expect(result.stdout).not.toContain("settings.auth");
   });
 
+  it("apply names --role-id when the login fails", async () => {
+    const args = discoverArgs("--apply", "--json", "--no-database")
+      .map((arg) => (arg === appRole.roleId ? "not-the-role-id" : arg))
+      .map((arg) => (arg === "prod/" ? "staging/" : arg));
+
+    const result = await cli(args);
+
+    expect(result.code).toBe(1);
+    const [secret] = JSON.parse(result.stdout).secrets;
+    expect(secret.result).toMatch(/^failed: .*log in with AppRole at auth\/approle .*\(400\); check --role-id and the secret_id in local secret vault\/broker-approle/);
+    expect(secret.result).not.toContain("not-the-role-id");
+  });
+
   it("requires VAULT_TOKEN", async () => {
     const result = await cli(discoverArgs(), { VAULT_TOKEN: "" });
 

@@ -138,11 +138,16 @@ async function register(secrets: PlannedSecret[], owner: string): Promise<string
   return results;
 }
 
-/** Returns the broker's refusal of one secret, with each invalid setting named by the flag that set it. */
+/**
+ * Returns the broker's refusal of one secret with the settings it names replaced by the
+ * flags that set them: each invalid setting, or the dotted setting names in its message.
+ */
 function registrationFailure(error: CliError): string {
   const invalid = error.problem?.["invalid_params"];
   if (!Array.isArray(invalid) || invalid.length === 0) {
-    return error.message;
+    return Object.entries(SETTING_FLAGS)
+      .filter(([setting]) => setting.includes("."))
+      .reduce((message, [setting, flag]) => message.replaceAll(setting, flag), error.message);
   }
   return invalid
     .map((param: { name: string; reason: string }) => {
