@@ -84,7 +84,7 @@ export interface RenewedCredential {
   expiresAt?: Date;
 }
 
-/** What `revokeAll` ended upstream: every credential whose upstream lease id starts with `upstreamLeaseIdPrefix`. */
+/** The upstream credentials `revokeAll` ended: every one whose upstream lease id starts with `upstreamLeaseIdPrefix`. */
 export interface RevokedAll {
   upstreamLeaseIdPrefix: string;
 }
@@ -108,7 +108,7 @@ export interface PendingVersion extends VersionRef {
 
 /** A rollback that could not put the current value back upstream, because the upstream keeps no earlier value. */
 export interface UnrestoredRollback {
-  /** What stays in use upstream and what the operator does next, for the rotation's record. */
+  /** Explanation for the rotation's record: the value that stays in use upstream, and the operator's next step. */
   reason: string;
 }
 
@@ -150,10 +150,11 @@ export interface SecretAdapter {
   revoke(call: AdapterCall, lease: UpstreamLease): Promise<void>;
   /**
    * Ends every upstream credential of a dynamic secret with one request, when the
-   * secret's settings say that only the broker issues credentials from that upstream, so
-   * that none of them belongs to another client. Returns null, without contacting the
-   * upstream, when the settings do not say so; the broker then revokes lease by lease.
-   * The broker calls it only when it revokes every live lease of the secret.
+   * secret's settings declare that only the broker issues credentials from that
+   * upstream, so that none of them belongs to another client. Returns null, without
+   * contacting the upstream, when the settings do not declare it; the broker then
+   * revokes lease by lease. The broker calls it only when it revokes every live lease of
+   * the secret.
    */
   revokeAll?(call: AdapterCall): Promise<RevokedAll | null>;
 
@@ -169,12 +170,12 @@ export interface SecretAdapter {
    * Rollback: discards a pending version upstream where the upstream allows it, and
    * puts `current` back where `setPending` already replaced it (e.g. the old password).
    * Returns an `UnrestoredRollback` when the upstream cannot go back, so that the
-   * rotation's record says that the pending value stays in use.
+   * rotation's record states that the pending value stays in use.
    */
   discardPending(call: AdapterCall, pending: VersionRef, current: VersionRef | null): Promise<UnrestoredRollback | void>;
 
   /**
-   * Reads the version a static secret's upstream holds now, with its value, so that the
+   * Reads the upstream's current version of a static secret, with its value, so that the
    * broker can record it as current after someone else changed the upstream (a re-sync).
    * For upstreams that number their own versions (a Vault KV secret or static role).
    */

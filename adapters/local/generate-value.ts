@@ -89,7 +89,7 @@ function pick(alphabet: string, random: RandomIndexSource): string {
 
 /**
  * Returns a deterministic byte source: HMAC-SHA256 under `seed` of a 32-bit block
- * counter, block after block. For a secret 32-byte seed its output cannot be told apart
+ * counter, block after block. For a secret 32-byte seed its output is indistinguishable
  * from random bytes, and the same seed always yields the same bytes.
  */
 export function seededRandomBytes(seed: Buffer): RandomBytes {

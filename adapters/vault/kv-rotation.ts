@@ -51,11 +51,11 @@ export class KvRotation {
 
   /**
    * Writes the pending value with check-and-set on `cas`. After a mismatch it reads
-   * Vault's latest version. If that holds this very value, an earlier attempt of the same
+   * Vault's latest version. If it contains this very value, an earlier attempt of the same
    * rotation wrote it and lost the reply, so that version is adopted instead of a second
-   * one. If it holds the broker's current value again (a rollback restored it as a newer
+   * one. If it contains the broker's current value again (a rollback restored it as a newer
    * version), the write is repeated on it, since it overwrites nothing new. Any other
-   * latest version is someone else's write, and the mismatch stands.
+   * latest version is someone else's write, and the conflict is raised.
    */
   private async writePending(call: AdapterCall, kv: KvCall, data: SecretData, cas: number, current: VersionRef | null): Promise<string> {
     const { secret } = call;

@@ -36,7 +36,7 @@ export class StaticRoleRotation {
     return latest;
   }
 
-  /** Reads the password Vault holds now; its version is Vault's last_vault_rotation. */
+  /** Reads Vault's current password of the role, versioned by Vault's last_vault_rotation. */
   async readLatest(call: AdapterCall, role: StaticRoleCall): Promise<PendingVersion> {
     const { data, lastRotation } = await readStaticRoleCredential(role, call.secret.name);
     return { version: lastRotation, sealedValue: await sealCopy(this.sealer, call.secret, lastRotation, data), data };
@@ -55,7 +55,7 @@ export class StaticRoleRotation {
 
   /**
    * Vault keeps no earlier password of a static role, so a rollback cannot restore it:
-   * the password Vault set in the rotation stays in use, and the returned reason says so.
+   * the password Vault set in the rotation stays in use, as the returned reason states.
    */
   discardPending(call: AdapterCall, role: StaticRoleCall, pending: VersionRef): UnrestoredRollback {
     // NOTE: leases of the previous version carry a password that no longer works; revoke them or let them expire.

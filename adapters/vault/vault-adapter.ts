@@ -141,9 +141,10 @@ export class VaultAdapter implements SecretAdapter {
 
   /**
    * Revokes every Vault lease of the secret's role with one sys/leases/revoke-prefix
-   * request on `<mount>/creds/<role>/`, which needs sudo. That would also end leases other
-   * Vault clients obtained from the role, so it runs only for a role the settings declare
-   * dedicated to the broker (`database.dedicated_role`); otherwise it returns null.
+   * request on `<mount>/creds/<role>/`, which needs sudo. That request would also end
+   * leases other Vault clients obtained from the role. So it runs only for a role that the
+   * settings declare dedicated to the broker (`database.dedicated_role`), and otherwise
+   * returns null.
    */
   async revokeAll(call: AdapterCall): Promise<RevokedAll | null> {
     if (call.secret.kind !== "dynamic" || !parseVaultSettings("dynamic", call.secret.settings).database.dedicated_role) {
@@ -162,7 +163,7 @@ export class VaultAdapter implements SecretAdapter {
       : this.#kv.createPending(call, prepared, request);
   }
 
-  /** Reads the KV version or static-role password that Vault holds now, for a re-sync. */
+  /** Reads Vault's current KV version or static-role password, for a re-sync. */
   async readLatest(call: AdapterCall): Promise<PendingVersion> {
     const prepared = await this.#prepareStatic(call);
     return prepared.settings.static_role ? this.#staticRoles.readLatest(call, prepared) : this.#kv.readLatest(call, prepared);

@@ -44,8 +44,8 @@ export interface VaultResponseError {
 }
 
 /**
- * What a user sets to fix each kind of failure, as messages name it: a setting of the
- * secret for the broker, a flag or environment variable for the CLI.
+ * Names that messages give to what a user sets to fix each kind of failure: the secret's
+ * settings for the broker, flags or environment variables for the CLI.
  */
 export interface VaultFixNames {
   address: string;
@@ -70,7 +70,7 @@ export interface VaultErrorContext {
   /** `address[ namespace ns] path`. */
   location: string;
   action: string;
-  /** What the user sets to fix a failure; the secret's settings by default. */
+  /** Names of what the user sets to fix a failure, the secret's settings by default. */
   fixes?: VaultFixNames;
 }
 

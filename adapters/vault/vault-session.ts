@@ -157,7 +157,7 @@ export class VaultSession {
       this.options.logger?.info({ accessor: state.accessor, ttl, address: this.options.connection.address }, "looked up the broker's Vault token");
       return state;
     } catch (error) {
-      throw this.authError(error, "look up the broker's token", `check that local secret ${auth.token_secret} holds a live Vault token`);
+      throw this.authError(error, "look up the broker's token", `check that local secret ${auth.token_secret} contains a valid, unexpired Vault token`);
     }
   }
 
@@ -190,7 +190,7 @@ export class VaultSession {
     };
   }
 
-  /** Maps a failed login or lookup: Vault's 400 and 403 mean the credential is wrong, and `fix` says which to check. */
+  /** Maps a failed login or lookup: Vault's 400 and 403 mean the credential is wrong, and `fix` names what to check. */
   private authError(error: unknown, action: string, fix: string): unknown {
     const status = vaultStatus(error);
     if (status === 400 || status === 403) {

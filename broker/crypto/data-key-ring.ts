@@ -87,7 +87,7 @@ export class DataKeyRing implements ValueSealer {
   /**
    * Returns 32 bytes derived with HKDF-SHA256 from the active value key and `info`: the
    * same bytes for the same `info` while that key is active, unrelated bytes for another.
-   * Whoever holds the value key can recompute them, as they can open every sealed value.
+   * Anyone with the value key can recompute them, just as they can open every sealed value.
    */
   async derivedSecret(info: string): Promise<Buffer> {
     const key = await this.activeKey("value");

@@ -129,8 +129,8 @@ async function recordRetry(deps: BrokerDeps, state: StepState, step: RotationSte
  * Rolls a rotation back. The adapter discards the pending version upstream and puts the
  * current value back where the set step replaced it. Then the pending version row is
  * removed, the current version stays current, and the record names the failed step.
- * Where the upstream cannot go back (a Vault static role), the record's error says that
- * the pending value stays in use upstream.
+ * Where the upstream cannot go back (a Vault static role), the record's error states
+ * that the pending value stays in use upstream.
  */
 async function rollBack(deps: BrokerDeps, state: StepState, step: RotationStep, startedAt: Date, failure: string, upstream: RotatedUpstream | undefined): Promise<void> {
   const { rotation, secret, pending } = state;

@@ -24,7 +24,7 @@ export interface ResyncResult {
 }
 
 /**
- * Records the version a static secret's upstream holds now as the secret's current
+ * Records the upstream's current version of a static secret as the secret's current
  * version, after someone else wrote the upstream (a KV write outside the broker, a
  * static role that Vault rotated on its own schedule). The new version gets a
  * fingerprint and a sealed copy like any other; the current one becomes previous. The

@@ -92,7 +92,7 @@ describe("vault adapter broker token", () => {
 
     const failure = read("token");
 
-    await expect(failure).rejects.toThrow(/\(403\); check that local secret vault\/broker-token holds a live Vault token/);
+    await expect(failure).rejects.toThrow(/\(403\); check that local secret vault\/broker-token contains a valid, unexpired Vault token/);
     await expect(failure).rejects.not.toThrow(fixture.rootToken);
   });
 

@@ -148,7 +148,7 @@ describe("dynamic Vault credentials", () => {
   describe("deleting a secret revokes its Vault leases", () => {
     let roles = 0;
 
-    /** A secret on a Vault role of its own, with two workloads' credentials, read with the sudo token that revoke-prefix needs. */
+    /** Creates a secret on a Vault role of its own, read with the sudo token that revoke-prefix needs, and two workloads' credentials. */
     async function secretWithLeases(dedicated: boolean): Promise<{ secret: any; role: string; credentials: any[] }> {
       roles += 1;
       const role = `reports-${roles}`;

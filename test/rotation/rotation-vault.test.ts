@@ -44,6 +44,18 @@ describe("rotation of Vault secrets", () => {
     return { secret, path };
   }
 
+  /** A new database static role in the stand-in, and a broker secret whose first version is its password. */
+  async function staticRoleSecret(role: string): Promise<any> {
+    vault.standin.database.addStaticRole(role, role.replaceAll("-", "_"));
+    return createSecret(broker, {
+      name: `vault/${uniqueName(role)}`,
+      adapter: "vault",
+      kind: "static",
+      generate: undefined,
+      settings: vault.settings({ static_role: { name: role } }),
+    });
+  }
+
   async function rotate(secretId: string): Promise<string[]> {
     const started = await broker.request("POST", `/v1/secrets/${secretId}/rotate`, { token: broker.tokens.operator, body: { reason: "scheduled test" } });
     expect(started.status, started.text).toBe(202);
@@ -179,14 +191,7 @@ describe("rotation of Vault secrets", () => {
     });
 
     it("records a static role Vault rotated itself", async () => {
-      vault.standin.database.addStaticRole("reports-app", "reports_app");
-      const secret = await createSecret(broker, {
-        name: `vault/${uniqueName("static-resync")}`,
-        adapter: "vault",
-        kind: "static",
-        generate: undefined,
-        settings: vault.settings({ static_role: { name: "reports-app" } }),
-      });
+      const secret = await staticRoleSecret("reports-app");
       broker.clock.advance(1000);
       await fetch(`${vault.standin.address}/v1/database/rotate-role/reports-app`, { method: "POST", headers: { "x-vault-token": vault.rootToken } });
 
@@ -287,7 +292,7 @@ describe("rotation of Vault secrets", () => {
     const event = (await auditEvents(broker)).find((entry: any) => entry.action === "rotation.rollback" && entry.target === rotation.id);
     expect(event!.details).toMatchObject({ restored: true, discard_error: null });
 
-    // Version 3 holds the current value again, so the next rotation writes on it.
+    // Version 3 contains the current value again, so the next rotation writes on it.
     expect(await rotate(secret.id)).toEqual(["completed"]);
     expect(vault.standin.kv.currentVersion(path)).toBe(4);
     expect(await currentVersion(secret.id)).toBe("4");
@@ -357,14 +362,7 @@ describe("rotation of Vault secrets", () => {
   });
 
   it("static role rollback says the password stays", async () => {
-    vault.standin.database.addStaticRole("billing-app", "billing_app");
-    const secret = await createSecret(broker, {
-      name: `vault/${uniqueName("billing-static")}`,
-      adapter: "vault",
-      kind: "static",
-      generate: undefined,
-      settings: vault.settings({ static_role: { name: "billing-app" } }),
-    });
+    const secret = await staticRoleSecret("billing-app");
     broker.clock.advance(1000);
     // Vault rotates the role again between the create step's read and the test step's.
     vault.standin.afterCall = (call) => {

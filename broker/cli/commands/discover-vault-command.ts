@@ -25,7 +25,7 @@ const SETTING_FLAGS: Record<string, string> = {
   auth: "--auth",
   "kv.mount": "--mount",
 };
-/** What the operator sets to fix a failed listing: the CLI's flags and VAULT_TOKEN, not the settings they fill. */
+/** Names of what the operator sets to fix a failed listing: the CLI's flags and VAULT_TOKEN, not the settings they fill. */
 const LISTING_FIXES: VaultFixNames = {
   address: "--address (or VAULT_ADDR)",
   ca: "--ca-file (or VAULT_CACERT)",
