@@ -86,6 +86,11 @@ export interface RenewedCredential {
   expiresAt?: Date;
 }
 
+/** The upstream credentials `revokeAll` ended: every one whose upstream lease id starts with `upstreamLeaseIdPrefix`. */
+export interface RevokedAll {
+  upstreamLeaseIdPrefix: string;
+}
+
 export interface CreatePendingRequest {
   /**
    * Idempotency key of the rotation (AWS's ClientRequestToken): a retried call with the
@@ -101,6 +106,12 @@ export interface CreatePendingRequest {
 export interface PendingVersion extends VersionRef {
   /** The new value, so that the broker can fingerprint it; never stored by the broker in clear. */
   data: SecretData;
+}
+
+/** A rollback that could not put the current value back upstream, because the upstream keeps no earlier value. */
+export interface UnrestoredRollback {
+  /** Explanation for the rotation's record: the value that stays in use upstream, and the operator's next step. */
+  reason: string;
 }
 
 /** An upstream's own rotation of a secret, as its configuration reports it. */
@@ -139,6 +150,15 @@ export interface SecretAdapter {
   renew(call: AdapterCall, lease: UpstreamLease, expiresAt: Date): Promise<RenewedCredential | void>;
   /** Ends a dynamic credential upstream. A credential that is already gone counts as revoked. */
   revoke(call: AdapterCall, lease: UpstreamLease): Promise<void>;
+  /**
+   * Ends every upstream credential of a dynamic secret with one request, when the
+   * secret's settings declare that only the broker issues credentials from that
+   * upstream, so that none of them belongs to another client. Returns null, without
+   * contacting the upstream, when the settings do not declare it; the broker then
+   * revokes lease by lease. The broker calls it only when it revokes every live lease of
+   * the secret.
+   */
+  revokeAll?(call: AdapterCall): Promise<RevokedAll | null>;
 
   /** Rotation step 1: creates the pending version (generated, or `request.value`), not yet in use. */
   createPending(call: AdapterCall, request: CreatePendingRequest): Promise<PendingVersion>;
@@ -151,8 +171,25 @@ export interface SecretAdapter {
   /**
    * Rollback: discards a pending version upstream where the upstream allows it, and
    * puts `current` back where `setPending` already replaced it (e.g. the old password).
+   * Returns an `UnrestoredRollback` when the upstream cannot go back, so that the
+   * rotation's record states that the pending value stays in use.
    */
-  discardPending(call: AdapterCall, pending: VersionRef, current: VersionRef | null): Promise<void>;
+  discardPending(call: AdapterCall, pending: VersionRef, current: VersionRef | null): Promise<UnrestoredRollback | void>;
+
+  /**
+   * Reads the upstream's current version of a static secret, with its value, so that the
+   * broker can record it as current after someone else changed the upstream (a re-sync).
+   * For upstreams that number their own versions (a Vault KV secret or static role).
+   */
+  readLatest?(call: AdapterCall): Promise<PendingVersion>;
+
+  /**
+   * Checks, when a secret is created, that the upstream serves its settings: that it is
+   * reachable, accepts the broker's credentials and has the role or path they name. For
+   * secrets whose creation reads nothing upstream otherwise (dynamic secrets). Throws
+   * `InvalidAdapterSettings` naming a setting the upstream does not know.
+   */
+  verifyUpstream?(call: AdapterCall): Promise<void>;
 
   /**
    * Ends what still works of `retired`, an older version, after the finish step, when the

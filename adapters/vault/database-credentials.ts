@@ -1,5 +1,6 @@
 import type { SecretData } from "../contract.js";
-import { UpstreamRejected } from "../errors.js";
+import { InvalidAdapterSettings, UpstreamRejected } from "../errors.js";
+import { VaultPathUnsupported, VaultSecretMissing } from "./vault-errors.js";
 import type { VaultLease } from "./vault-leases.js";
 import type { PreparedVaultCall } from "./vault-sessions.js";
 import type { VaultDynamicSettings, VaultStaticSettings } from "./vault-settings.js";
@@ -27,6 +28,27 @@ export async function createDynamicCredential(call: PreparedVaultCall<VaultDynam
     throw new UpstreamRejected(`Vault's response for ${call.location} (secret ${secretName}) has no lease or no string credentials; check that database.mount is a database engine`);
   }
   return { leaseId, leaseDuration, data };
+}
+
+/**
+ * Reads the dynamic role's definition at `<mount>/roles/<role>` to check that Vault has
+ * the role, without creating a credential. Vault returns 404 with empty `errors` for a
+ * role it does not have, and a "no handler" 404 for a mount no engine serves.
+ */
+export async function requireDatabaseRole(call: PreparedVaultCall<VaultDynamicSettings>): Promise<void> {
+  const { mount, role } = call.settings.database;
+  const server = call.settings.connection.address;
+  try {
+    await call.send(`read database role ${role}`, (client) => client.read(`${mount}/roles/${role}`));
+  } catch (error) {
+    if (error instanceof VaultSecretMissing) {
+      throw new InvalidAdapterSettings([{ name: "database.role", reason: `Vault at ${server} has no role ${role} under ${mount}/roles/; create the role in Vault or correct the name` }]);
+    }
+    if (error instanceof VaultPathUnsupported) {
+      throw new InvalidAdapterSettings([{ name: "database.mount", reason: `no database secrets engine serves ${mount}/ at ${server}; correct the mount path` }]);
+    }
+    throw error;
+  }
 }
 
 /** Reads `<mount>/static-creds/<name>`: the static role's username and current password. */

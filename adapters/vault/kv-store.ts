@@ -49,12 +49,18 @@ export async function readKvCurrentVersion(call: KvCall): Promise<number> {
   }
 }
 
+/** A write whose check-and-set failed: Vault's latest version is no longer the one the write named. */
+export class KvCasMismatch extends UpstreamConflict {
+  override name = "KvCasMismatch";
+}
+
 /**
  * Writes `data` as a new version only if the latest version is still `cas` (0 for a new
  * key). A mismatch means someone else wrote first, so nothing is overwritten and the
- * write fails with `UpstreamConflict`. Returns the new version number.
+ * write fails with `KvCasMismatch`, whose message ends with `recovery`: what the
+ * operator does next. Returns the new version number.
  */
-export async function writeKvVersion(call: KvCall, secretName: string, data: SecretData, cas: number): Promise<string> {
+export async function writeKvVersion(call: KvCall, secretName: string, data: SecretData, cas: number, recovery: string): Promise<string> {
   const { mount, path } = kvOf(call);
   let response: { data?: { version?: unknown } } | undefined;
   try {
@@ -62,10 +68,9 @@ export async function writeKvVersion(call: KvCall, secretName: string, data: Sec
   } catch (error) {
     const cause = (error as { cause?: unknown }).cause;
     if (isCasMismatch(cause)) {
-      throw new UpstreamConflict(
-        `someone else wrote ${call.location} after version ${cas} (secret ${secretName}); nothing was overwritten, so check who changed it and rotate again`,
-        { cause: safeCause(cause) },
-      );
+      throw new KvCasMismatch(`someone else wrote ${call.location} after version ${cas} (secret ${secretName}); nothing was overwritten. ${recovery}`, {
+        cause: safeCause(cause),
+      });
     }
     throw error;
   }

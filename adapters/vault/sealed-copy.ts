@@ -18,13 +18,29 @@ export async function requireSameAsCopy(sealer: ValueSealer, secret: SecretRef, 
   if (version.sealedValue === null) {
     return;
   }
-  const expected = await sealer.open(version.sealedValue, valueContext(secret.id, version.version));
-  const actual = Buffer.from(canonicalJson(data), "utf8");
-  if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) {
+  if (!(await matchesCopy(sealer, secret, version, data))) {
     throw new UpstreamConflict(
       `version ${version.version} at ${location} (secret ${secret.name}) differs from the value the broker wrote; someone changed it in Vault, so rotate again`,
     );
   }
+}
+
+/** Tells whether `data` equals the sealed copy of `version`; false when the broker keeps no copy. */
+export async function matchesCopy(sealer: ValueSealer, secret: SecretRef, version: VersionRef, data: SecretData): Promise<boolean> {
+  if (version.sealedValue === null) {
+    return false;
+  }
+  const expected = await sealer.open(version.sealedValue, valueContext(secret.id, version.version));
+  return sameBytes(expected, Buffer.from(canonicalJson(data), "utf8"));
+}
+
+/** Tells whether two values have the same fields with the same values, in constant time for values of one length. */
+export function sameValue(first: SecretData, second: SecretData): boolean {
+  return sameBytes(Buffer.from(canonicalJson(first), "utf8"), Buffer.from(canonicalJson(second), "utf8"));
+}
+
+function sameBytes(first: Buffer, second: Buffer): boolean {
+  return first.length === second.length && timingSafeEqual(first, second);
 }
 
 /** JSON with keys in sorted order, so that equal values compare equal whatever order Vault returns the fields in. */

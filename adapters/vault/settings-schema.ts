@@ -148,8 +148,15 @@ const databaseSchema = z.strictObject(
   {
     mount: vaultPath("must be the mount path of a database secrets engine, such as database").default(DEFAULT_DATABASE_MOUNT),
     role: roleName("must be the name of a database role"),
+    /**
+     * True when only the broker issues credentials from this Vault role, so that a
+     * revocation of all the secret's leases may end every lease under the role at once.
+     */
+    dedicated_role: z
+      .boolean(expecting("must be true when only the broker issues credentials from this Vault role, false otherwise"))
+      .default(false),
   },
-  expecting("must be an object with mount and role"),
+  expecting("must be an object with mount and role, and optionally dedicated_role"),
 );
 
 export const staticSettingsSchema = z

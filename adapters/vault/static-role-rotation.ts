@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { AdapterCall, CreatePendingRequest, PendingVersion, VersionRef } from "../contract.js";
+import type { AdapterCall, CreatePendingRequest, PendingVersion, UnrestoredRollback, VersionRef } from "../contract.js";
 import { UpstreamConflict, UpstreamRejected } from "../errors.js";
 import type { ValueSealer } from "../local/value-sealer.js";
 import { readStaticRoleCredential, rotateStaticRole } from "./database-credentials.js";
@@ -25,13 +25,20 @@ export class StaticRoleRotation {
       throw new UpstreamRejected(`secret ${call.secret.name} is a Vault static role, whose passwords Vault makes; rotate it without a value`);
     }
     // A secret's first version is the password Vault has now; later versions need a rotation.
-    if (request.current !== null) {
-      await rotateStaticRole(role);
+    if (request.current === null) {
+      return this.readLatest(call, role);
     }
-    const { data, lastRotation } = await readStaticRoleCredential(role, call.secret.name);
-    if (request.current !== null && lastRotation === request.current.version) {
+    await rotateStaticRole(role);
+    const latest = await this.readLatest(call, role);
+    if (latest.version === request.current.version) {
       throw new UpstreamRejected(`Vault reports no new rotation of ${role.location} (secret ${call.secret.name}) after rotate-role; check the static role in Vault`);
     }
+    return latest;
+  }
+
+  /** Reads Vault's current password of the role, versioned by Vault's last_vault_rotation. */
+  async readLatest(call: AdapterCall, role: StaticRoleCall): Promise<PendingVersion> {
+    const { data, lastRotation } = await readStaticRoleCredential(role, call.secret.name);
     return { version: lastRotation, sealedValue: await sealCopy(this.sealer, call.secret, lastRotation, data), data };
   }
 
@@ -46,12 +53,21 @@ export class StaticRoleRotation {
     await requireSameAsCopy(this.sealer, call.secret, pending, data, role.location);
   }
 
-  /** Vault keeps no earlier password of a static role, so a rollback cannot restore it; the new password stays in use. */
-  discardPending(call: AdapterCall, pending: VersionRef): void {
+  /**
+   * Vault keeps no earlier password of a static role, so a rollback cannot restore it:
+   * the password Vault set in the rotation stays in use, as the returned reason states.
+   */
+  discardPending(call: AdapterCall, role: StaticRoleCall, pending: VersionRef): UnrestoredRollback {
     // NOTE: leases of the previous version carry a password that no longer works; revoke them or let them expire.
     this.logger?.warn(
       { secretId: call.secret.id, pendingVersion: pending.version },
       "a Vault static role cannot return to its previous password; the password Vault set in the rotation stays in use",
     );
+    return {
+      reason:
+        `Vault keeps no earlier password of ${role.location}, so the previous password was not restored: the password Vault set at ${pending.version} ` +
+        `(or a later one) stays in use and the previous version's password no longer works. Record Vault's password as current with ` +
+        `\`secrets-broker secret resync ${call.secret.name}\`, or rotate again.`,
+    };
   }
 }

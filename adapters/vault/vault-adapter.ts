@@ -6,18 +6,21 @@ import type {
   IssueRequest,
   PendingVersion,
   RenewedCredential,
+  RevokedAll,
   SecretAdapter,
   SecretKind,
+  UnrestoredRollback,
   UpstreamLease,
   VersionRef,
 } from "../contract.js";
-import { UpstreamRejected } from "../errors.js";
+import { InvalidAdapterSettings, UpstreamRejected } from "../errors.js";
 import type { ValueSealer } from "../local/value-sealer.js";
-import { createDynamicCredential, readStaticRoleCredential } from "./database-credentials.js";
+import { createDynamicCredential, readStaticRoleCredential, requireDatabaseRole } from "./database-credentials.js";
 import { readKvVersion } from "./kv-store.js";
-import { KvRotation } from "./kv-rotation.js";
+import { type DeriveSeed, KvRotation } from "./kv-rotation.js";
 import { StaticRoleRotation } from "./static-role-rotation.js";
 import { renewVaultLease, requireOwnLease, revokeVaultLease, revokeVaultLeasePrefix, rolePrefix } from "./vault-leases.js";
+import { VaultCredentialMissing } from "./vault-errors.js";
 import type { VaultTokenEvent } from "./vault-session.js";
 import { type PreparedVaultCall, VaultSessions } from "./vault-sessions.js";
 import { describeLocation, parseVaultSettings, type VaultDynamicSettings, type VaultStaticSettings } from "./vault-settings.js";
@@ -32,6 +35,12 @@ export interface VaultAdapterOptions {
   logger?: Pick<Logger, "info" | "warn">;
   /** Counts the broker token's lifecycle events, for the metric. */
   onTokenEvent?: (event: VaultTokenEvent) => void;
+  /**
+   * Derives the seed of a KV rotation's generated value from a broker key, so that a
+   * retried create step generates the value its first attempt may have written. Without
+   * it values are random, and such a retry stops with a check-and-set conflict.
+   */
+  deriveSeed?: DeriveSeed;
 }
 
 /**
@@ -55,7 +64,7 @@ export class VaultAdapter implements SecretAdapter {
     this.#now = options.now ?? (() => new Date());
     this.#logger = options.logger;
     this.#sessions = new VaultSessions({ now: this.#now, logger: options.logger, onTokenEvent: options.onTokenEvent ?? (() => undefined) });
-    this.#kv = new KvRotation(options.sealer, options.logger);
+    this.#kv = new KvRotation(options.sealer, options.logger, options.deriveSeed);
     this.#staticRoles = new StaticRoleRotation(options.sealer, options.logger);
   }
 
@@ -67,6 +76,25 @@ export class VaultAdapter implements SecretAdapter {
   upstreamKey(settings: Record<string, unknown>): string | null {
     const parsed = settings as unknown as VaultStaticSettings;
     return parsed.kv || parsed.static_role ? describeLocation(parsed) : null;
+  }
+
+  /**
+   * Checks a new dynamic secret against Vault: the broker's login works and the database
+   * role exists (which needs read on `<mount>/roles/<role>`). A static secret's first
+   * version reads Vault already, so nothing is checked here.
+   */
+  async verifyUpstream(call: AdapterCall): Promise<void> {
+    if (call.secret.kind !== "dynamic") {
+      return;
+    }
+    try {
+      await requireDatabaseRole(await this.#sessions.prepare(call, "dynamic"));
+    } catch (error) {
+      if (error instanceof VaultCredentialMissing) {
+        throw new InvalidAdapterSettings([{ name: error.setting, reason: error.message }]);
+      }
+      throw error;
+    }
   }
 
   /**
@@ -112,14 +140,20 @@ export class VaultAdapter implements SecretAdapter {
   }
 
   /**
-   * Revokes every Vault lease of the secret's role at once, with sys/leases/revoke-prefix
-   * on `<mount>/creds/<role>/`. That includes leases that other Vault clients obtained from
-   * the same role. The broker's bulk revocations therefore do not call it: it is meant for
-   * an operator who ends a compromised role.
+   * Revokes every Vault lease of the secret's role with one sys/leases/revoke-prefix
+   * request on `<mount>/creds/<role>/`, which needs sudo. That request would also end
+   * leases other Vault clients obtained from the role. So it runs only for a role that the
+   * settings declare dedicated to the broker (`database.dedicated_role`), and otherwise
+   * returns null.
    */
-  async revokeRole(call: AdapterCall): Promise<void> {
+  async revokeAll(call: AdapterCall): Promise<RevokedAll | null> {
+    if (call.secret.kind !== "dynamic" || !parseVaultSettings("dynamic", call.secret.settings).database.dedicated_role) {
+      return null;
+    }
     const prepared = await this.#sessions.prepare(call, "dynamic");
-    await revokeVaultLeasePrefix(prepared, rolePrefix(prepared.settings));
+    const prefix = rolePrefix(prepared.settings);
+    await revokeVaultLeasePrefix(prepared, prefix);
+    return { upstreamLeaseIdPrefix: prefix };
   }
 
   async createPending(call: AdapterCall, request: CreatePendingRequest): Promise<PendingVersion> {
@@ -127,6 +161,12 @@ export class VaultAdapter implements SecretAdapter {
     return prepared.settings.static_role
       ? this.#staticRoles.createPending(call, prepared, request)
       : this.#kv.createPending(call, prepared, request);
+  }
+
+  /** Reads Vault's current KV version or static-role password, for a re-sync. */
+  async readLatest(call: AdapterCall): Promise<PendingVersion> {
+    const prepared = await this.#prepareStatic(call);
+    return prepared.settings.static_role ? this.#staticRoles.readLatest(call, prepared) : this.#kv.readLatest(call, prepared);
   }
 
   /** Nothing to do: createPending already wrote the new version (KV) or had Vault rotate the password (static role). */
@@ -146,11 +186,10 @@ export class VaultAdapter implements SecretAdapter {
     requireStatic(call);
   }
 
-  async discardPending(call: AdapterCall, pending: VersionRef, current: VersionRef | null): Promise<void> {
+  async discardPending(call: AdapterCall, pending: VersionRef, current: VersionRef | null): Promise<UnrestoredRollback | void> {
     const prepared = await this.#prepareStatic(call);
     if (prepared.settings.static_role) {
-      this.#staticRoles.discardPending(call, pending);
-      return;
+      return this.#staticRoles.discardPending(call, prepared, pending);
     }
     await this.#kv.discardPending(call, prepared, pending, current);
   }

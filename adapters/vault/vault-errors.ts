@@ -25,18 +25,53 @@ export class VaultSealed extends UpstreamUnavailable {
   override name = "VaultSealed";
 }
 
+/** The local secret the settings name has no Vault credential in the field `setting` names. */
+export class VaultCredentialMissing extends UpstreamRejected {
+  override name = "VaultCredentialMissing";
+
+  constructor(
+    readonly setting: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** Fields of a node-vault ApiResponseError; node-vault exports no class to test with instanceof. */
 export interface VaultResponseError {
   message: string;
   response: { statusCode: number; body: unknown };
 }
 
+/**
+ * Names that messages give to what a user sets to fix each kind of failure: the secret's
+ * settings for the broker, flags or environment variables for the CLI.
+ */
+export interface VaultFixNames {
+  address: string;
+  ca: string;
+  /** The token whose policies a permission denial is about. */
+  token: string;
+  mount: string;
+}
+
+/** The names the broker's messages use: the secret's settings and its own token. */
+export const SETTING_FIX_NAMES: VaultFixNames = {
+  address: "connection.address",
+  ca: "connection.ca",
+  token: "the broker's Vault token",
+  mount: "the mount in the settings",
+};
+
 /** Identifies the request in messages: the secret and the Vault path, never a value or a token. */
 export interface VaultErrorContext {
-  secretName: string;
+  /** The broker secret the request serves, when it serves one. */
+  secretName?: string;
   /** `address[ namespace ns] path`. */
   location: string;
   action: string;
+  /** Names of what the user sets to fix a failure, the secret's settings by default. */
+  fixes?: VaultFixNames;
 }
 
 const NETWORK_ERROR_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "EPIPE", "ERR_SOCKET_CLOSED"]);
@@ -87,9 +122,10 @@ export function toAdapterError(error: unknown, context: VaultErrorContext): unkn
   if (error instanceof AdapterError) {
     return error;
   }
-  const on = `at ${context.location} for secret ${context.secretName}`;
+  const on = context.secretName === undefined ? `at ${context.location}` : `at ${context.location} for secret ${context.secretName}`;
+  const fixes = context.fixes ?? SETTING_FIX_NAMES;
   if (isVaultResponseError(error)) {
-    return responseError(error, context, on);
+    return responseError(error, context, on, fixes);
   }
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === "string" && TIMEOUT_ERROR_CODES.has(code)) {
@@ -97,25 +133,25 @@ export function toAdapterError(error: unknown, context: VaultErrorContext): unkn
   }
   if (typeof code === "string" && NETWORK_ERROR_CODES.has(code)) {
     return new UpstreamUnavailable(
-      `Vault is unreachable ${on} (${code}); check that it is running and that connection.address is right`,
+      `Vault is unreachable ${on} (${code}); check that it is running and that ${fixes.address} is right`,
       { cause: safeCause(error) },
     );
   }
   if (typeof code === "string" && (code.startsWith("ERR_TLS_") || code.includes("CERT"))) {
-    return new UpstreamRejected(`TLS verification of Vault failed ${on} (${code}); check connection.ca and the server certificate`, { cause: safeCause(error) });
+    return new UpstreamRejected(`TLS verification of Vault failed ${on} (${code}); check ${fixes.ca} and the server certificate`, { cause: safeCause(error) });
   }
   return error;
 }
 
-function responseError(error: VaultResponseError, context: VaultErrorContext, on: string): AdapterError {
+function responseError(error: VaultResponseError, context: VaultErrorContext, on: string, fixes: VaultFixNames): AdapterError {
   const status = error.response.statusCode;
   const message = vaultMessage(error);
   if (status === 404) {
-    return notFoundError(error, context, on);
+    return notFoundError(error, on, fixes);
   }
   if (status === 403) {
     return new VaultPermissionDenied(
-      `Vault denied permission to ${context.action} ${on}; give the broker's Vault token a policy that allows it`,
+      `Vault denied permission to ${context.action} ${on}; give ${fixes.token} a policy that allows it`,
       { cause: safeCause(error) },
     );
   }
@@ -131,7 +167,7 @@ function responseError(error: VaultResponseError, context: VaultErrorContext, on
   return new UpstreamRejected(`Vault rejected the request to ${context.action} ${on} (${status}: ${message})`, { cause: safeCause(error) });
 }
 
-function notFoundError(error: VaultResponseError, context: VaultErrorContext, on: string): AdapterError {
+function notFoundError(error: VaultResponseError, on: string, fixes: VaultFixNames): AdapterError {
   const body = error.response.body as { errors?: unknown; data?: { metadata?: { deletion_time?: unknown; destroyed?: unknown; version?: unknown } } } | undefined;
   const metadata = body?.data?.metadata;
   if (metadata) {
@@ -143,7 +179,7 @@ function notFoundError(error: VaultResponseError, context: VaultErrorContext, on
   }
   if (Array.isArray(body?.errors) && body.errors.length > 0) {
     return new VaultPathUnsupported(
-      `no Vault engine serves the path ${on} (${vaultMessage(error)}); check the mount in the settings`,
+      `no Vault engine serves the path ${on} (${vaultMessage(error)}); check ${fixes.mount}`,
       { cause: safeCause(error) },
     );
   }

@@ -133,11 +133,16 @@ export class VaultSession {
       return state;
     } catch (error) {
       this.options.onTokenEvent("login_failed");
-      throw this.authError(error, `log in with AppRole role_id ${auth.role_id} at auth/${auth.mount}`, `the secret_id in local secret ${auth.secret_id_secret}`);
+      // The message names the role_id setting, never its value: Vault treats a role_id as a credential.
+      throw this.authError(error, `log in with AppRole at auth/${auth.mount}`, `check auth.role_id and the secret_id in local secret ${auth.secret_id_secret}`);
     }
   }
 
   private async lookupSelf(): Promise<TokenState> {
+    const auth = this.options.auth;
+    if (auth.method !== "token") {
+      throw new Error("a token lookup needs token auth");
+    }
     try {
       const response = await this.client.tokenLookupSelf();
       const data = response?.data as { accessor?: unknown; ttl?: unknown; renewable?: unknown; creation_ttl?: unknown } | undefined;
@@ -152,8 +157,7 @@ export class VaultSession {
       this.options.logger?.info({ accessor: state.accessor, ttl, address: this.options.connection.address }, "looked up the broker's Vault token");
       return state;
     } catch (error) {
-      const secret = this.options.auth.method === "token" ? this.options.auth.token_secret : "the settings";
-      throw this.authError(error, "look up the broker's token", `the token in local secret ${secret}`);
+      throw this.authError(error, "look up the broker's token", `check that local secret ${auth.token_secret} contains a valid, unexpired Vault token`);
     }
   }
 
@@ -168,7 +172,7 @@ export class VaultSession {
     } catch (error) {
       const status = vaultStatus(error);
       if (status === undefined || !RENEWAL_REFUSED_STATUSES.has(status)) {
-        throw this.authError(error, "renew the broker's token", "Vault's status");
+        throw toAdapterError(error, { location: this.options.connection.address, action: "renew the broker's token" });
       }
       this.options.onTokenEvent("renew_refused");
       this.options.logger?.warn({ accessor: token.accessor, status }, "Vault refused to renew the broker's token");
@@ -186,14 +190,12 @@ export class VaultSession {
     };
   }
 
-  private authError(error: unknown, action: string, credential: string): unknown {
+  /** Maps a failed login or lookup: Vault's 400 and 403 mean the credential is wrong, and `fix` names what to check. */
+  private authError(error: unknown, action: string, fix: string): unknown {
     const status = vaultStatus(error);
     if (status === 400 || status === 403) {
-      return new UpstreamRejected(
-        `Vault rejected the request to ${action} at ${this.options.connection.address} (${status}); check ${credential} and its policies`,
-        { cause: safeCause(error) },
-      );
+      return new UpstreamRejected(`Vault rejected the request to ${action} at ${this.options.connection.address} (${status}); ${fix}`, { cause: safeCause(error) });
     }
-    return toAdapterError(error, { secretName: "(broker token)", location: this.options.connection.address, action });
+    return toAdapterError(error, { location: this.options.connection.address, action });
   }
 }

@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import type { AdapterCall, SecretKind } from "../contract.js";
-import { UpstreamRejected, UpstreamTimeout } from "../errors.js";
+import { UpstreamTimeout } from "../errors.js";
 import { CallAborted, raceAbort } from "../postgres/abortable.js";
 import type { NodeVaultClient } from "./vault-client.js";
-import { toAdapterError, type VaultErrorContext } from "./vault-errors.js";
+import { toAdapterError, VaultCredentialMissing, type VaultErrorContext } from "./vault-errors.js";
 import { VaultSession, type VaultTokenEvent } from "./vault-session.js";
 import { describeLocation, parseVaultSettings, type VaultSettings, type VaultSettingsOf } from "./vault-settings.js";
 
@@ -102,7 +102,7 @@ async function readCredential(call: AdapterCall, settings: VaultSettings): Promi
   const value = stored[field];
   if (typeof value !== "string" || value === "") {
     const setting = auth.method === "token" ? "auth.token_field" : "auth.secret_id_field";
-    throw new UpstreamRejected(`local secret ${secretName} has no field ${field} for secret ${call.secret.name}; store the Vault credential there or set ${setting}`);
+    throw new VaultCredentialMissing(setting, `local secret ${secretName} has no field ${field} for secret ${call.secret.name}; store the Vault credential there or set ${setting}`);
   }
   return value;
 }

@@ -9,6 +9,8 @@ export interface PlannedSecret {
   /** The Vault path it reads, for the operator's review. */
   vault_path: string;
   settings: Record<string, unknown>;
+  /** The generate policy of a KV secret, when the operator named the field rotations replace. */
+  generate?: { field: string };
 }
 
 export interface PlanOptions {
@@ -17,6 +19,8 @@ export interface PlanOptions {
   databaseMount: string | undefined;
   connection: VaultConnection;
   auth: VaultAuth;
+  /** The field of each KV secret that rotations replace with a generated value. */
+  generateField: string | undefined;
 }
 
 /** The broker's secret-name rule: lowercase path segments of letters, digits, '.', '_' or '-'. */
@@ -38,6 +42,7 @@ export function planSecrets(found: DiscoveredEstate, options: PlanOptions): { se
       kind: "static" as const,
       vault_path: `${options.kvMount}/data/${path}`,
       settings: { ...base, kv: { mount: options.kvMount, path } },
+      ...(options.generateField === undefined ? {} : { generate: { field: options.generateField } }),
     })),
     ...found.dynamicRoles.map((role) => ({
       name: `${options.namePrefix}${options.databaseMount}/creds/${role}`,

@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { hkdfSync, randomBytes } from "node:crypto";
 import { and, eq } from "drizzle-orm";
 import { SealedValueRejected, type ValueSealer } from "../../adapters/local/value-sealer.js";
 import { type AuditDeps, auditedTransaction } from "../audit/audit-writer.js";
@@ -10,6 +10,9 @@ import type { MasterKeyRing } from "./master-key-ring.js";
 
 /** `value` keys seal the local adapter's values; the `fingerprint` key keys HMAC-SHA256 fingerprints. */
 export type DataKeyPurpose = "value" | "fingerprint";
+
+/** Length of `derivedSecret`'s output: a 256-bit seed. */
+const DERIVED_SECRET_BYTES = 32;
 
 /** Data key ids look like other broker ids: `dk_` and 24 hex characters. */
 const DATA_KEY_ID_PREFIX = "dk";
@@ -39,9 +42,10 @@ export function dataKeyWrapContext(id: string, purpose: string): string {
  * on first use. When two processes race to create it, the unique index on active keys
  * lets one insert win, and the other process reads the winner's key.
  *
- * NOTE: PGlite serves one transaction at a time. A call to `seal`, `open` or
- * `fingerprintKey` made while the caller has a transaction open on the same PGlite
- * database waits forever when the key is not cached yet, so call them outside transactions.
+ * NOTE: PGlite serves one transaction at a time. A call to `seal`, `open`,
+ * `fingerprintKey` or `derivedSecret` made while the caller has a transaction open on
+ * the same PGlite database waits forever when the key is not cached yet, so call them
+ * outside transactions.
  */
 export class DataKeyRing implements ValueSealer {
   private readonly keys = new Map<string, Promise<DataKey | undefined>>();
@@ -78,6 +82,16 @@ export class DataKeyRing implements ValueSealer {
    */
   async fingerprintKey(): Promise<Buffer> {
     return Buffer.from((await this.activeKey("fingerprint")).key);
+  }
+
+  /**
+   * Returns 32 bytes derived with HKDF-SHA256 from the active value key and `info`: the
+   * same bytes for the same `info` while that key is active, unrelated bytes for another.
+   * Anyone with the value key can recompute them, just as they can open every sealed value.
+   */
+  async derivedSecret(info: string): Promise<Buffer> {
+    const key = await this.activeKey("value");
+    return Buffer.from(hkdfSync("sha256", key.key, Buffer.alloc(0), `secrets-broker:${info}`, DERIVED_SECRET_BYTES));
   }
 
   /**

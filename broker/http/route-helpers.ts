@@ -4,7 +4,7 @@ import type { RecordAudit } from "../audit/audit-writer.js";
 import type { Role } from "../auth/roles.js";
 import type { Tx } from "../db/database.js";
 import type { BrokerDeps } from "../deps.js";
-import { revokingTransaction } from "../leases/revoking-transaction.js";
+import { type RevokingOptions, revokingTransaction } from "../leases/revoking-transaction.js";
 import { requireRole } from "./auth-middleware.js";
 import { ERROR_RESPONSES } from "./common-schemas.js";
 import { type AppEnv, requestContext } from "./request-context.js";
@@ -55,7 +55,8 @@ export async function inAuditedTransaction<T>(
   deps: BrokerDeps,
   c: Context<AppEnv>,
   work: (tx: Tx, record: RecordAudit) => Promise<T>,
+  options: RevokingOptions = {},
 ): Promise<T> {
-  const { result } = await revokingTransaction(deps, requestContext(c), work);
+  const { result } = await revokingTransaction(deps, requestContext(c), work, options);
   return result;
 }

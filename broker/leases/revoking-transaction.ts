@@ -3,7 +3,19 @@ import { auditedTransaction, type RecordAudit } from "../audit/audit-writer.js";
 import type { Tx } from "../db/database.js";
 import type { BrokerDeps } from "../deps.js";
 import { auditDeps } from "../http/auth-middleware.js";
+import { revokeSecretUpstreamNow } from "./secret-upstream-revoker.js";
 import { revokeUpstreamNow, type UpstreamRevokeSummary } from "./upstream-revoker.js";
+
+export interface RevokingOptions {
+  /**
+   * The secret whose every live lease the work revokes, so that its upstream credentials
+   * may be ended with one request where the adapter allows it. Only a secret deletion
+   * sets it: it revokes the secret's grants in the same transaction, so no lease issued
+   * meanwhile can commit afterwards. A bulk revocation by secret id keeps the grants, and
+   * a credential issued while the request runs would end upstream under a live lease.
+   */
+  allLeasesOfSecret?: string;
+}
 
 /**
  * Runs an audited transaction, then revokes upstream the credentials of every lease it
@@ -15,6 +27,7 @@ export async function revokingTransaction<T>(
   deps: BrokerDeps,
   context: RequestContext,
   work: (tx: Tx, record: RecordAudit) => Promise<T>,
+  options: RevokingOptions = {},
 ): Promise<{ result: T; upstream: UpstreamRevokeSummary }> {
   const revokedUpstream: string[] = [];
   const result = await auditedTransaction(auditDeps(deps), context, (tx, record) =>
@@ -25,6 +38,7 @@ export async function revokingTransaction<T>(
       record(entry);
     }),
   );
-  const upstream = await revokeUpstreamNow(deps, revokedUpstream);
+  const upstream =
+    options.allLeasesOfSecret === undefined ? await revokeUpstreamNow(deps, revokedUpstream) : await revokeSecretUpstreamNow(deps, options.allLeasesOfSecret, revokedUpstream);
   return { result, upstream };
 }

@@ -27,7 +27,7 @@ export const UPSTREAM_REVOKE_BATCH_SIZE = 200;
 /** A request that revoked leases waits this long for their upstream revocations; the rest is left to the retry tick. */
 export const UPSTREAM_REVOKE_INLINE_BUDGET_MS = 5_000;
 
-type RevokerDeps = Pick<BrokerDeps, "db" | "clock" | "log" | "metrics" | "adapters" | "dataKeys" | "config" | "auditChain">;
+export type RevokerDeps = Pick<BrokerDeps, "db" | "clock" | "log" | "metrics" | "adapters" | "dataKeys" | "config" | "auditChain">;
 
 export interface UpstreamRevokeSummary {
   revoked: number;
@@ -95,7 +95,8 @@ async function attemptAll(deps: RevokerDeps, leaseIds: string[], deadline: numbe
   return summary;
 }
 
-interface ClaimedLease {
+/** A lease whose upstream revocation this process claimed, with what recording its outcome needs. */
+export interface ClaimedLease {
   id: string;
   secret_id: string;
   adapter: string;
@@ -151,7 +152,8 @@ async function recordSuccess(deps: RevokerDeps, lease: ClaimedLease): Promise<vo
   });
 }
 
-async function recordFailure(deps: RevokerDeps, lease: ClaimedLease, error: unknown): Promise<void> {
+/** Records a failed attempt: the lease shows `revoke_failed` and is retried after the backoff. */
+export async function recordFailure(deps: RevokerDeps, lease: ClaimedLease, error: unknown): Promise<void> {
   deps.metrics.upstreamRevocations.inc({ adapter: lease.adapter, outcome: "failed" });
   const attempts = lease.upstream_revoke_attempts + 1;
   const nextAt = new Date(deps.clock.now().getTime() + upstreamRevokeDelayMs(attempts));

@@ -129,20 +129,13 @@ async function recordRetry(deps: BrokerDeps, state: StepState, step: RotationSte
  * Rolls a rotation back. The adapter discards the pending version upstream and puts the
  * current value back where the set step replaced it. Then the pending version row is
  * removed, the current version stays current, and the record names the failed step.
+ * Where the upstream cannot go back (a Vault static role), the record's error states
+ * that the pending value stays in use upstream.
  */
-async function rollBack(deps: BrokerDeps, state: StepState, step: RotationStep, startedAt: Date, message: string, upstream: RotatedUpstream | undefined): Promise<void> {
-  const { rotation, secret, pending, current } = state;
-  let discardError: string | null = null;
-  if (pending) {
-    discardError = await deps.adapters
-      .call(secret.adapter, toSecretRef(secret), "discard_pending", localSecretReader(deps), (adapter, call) =>
-        adapter.discardPending(call, toVersionRef(pending), current ? toVersionRef(current) : null),
-      )
-      .then(
-        () => null,
-        (error: unknown) => (error instanceof Error ? error.message : "unknown error"),
-      );
-  }
+async function rollBack(deps: BrokerDeps, state: StepState, step: RotationStep, startedAt: Date, failure: string, upstream: RotatedUpstream | undefined): Promise<void> {
+  const { rotation, secret, pending } = state;
+  const { discardError, unrestored } = await discardUpstream(deps, state);
+  const message = unrestored === null ? failure : `${failure} Rollback: ${unrestored}`;
 
   const now = deps.clock.now();
   await revokingTransaction(deps, rotationContext(rotation), async (tx, record) => {
@@ -156,7 +149,7 @@ async function rollBack(deps: BrokerDeps, state: StepState, step: RotationStep, 
         failedStep: step,
         error: message,
         attempts: rotation.attempts + 1,
-        steps: appendStep(rotation, { step, started_at: startedAt.toISOString(), finished_at: now.toISOString(), outcome: "failure", error: message }),
+        steps: appendStep(rotation, { step, started_at: startedAt.toISOString(), finished_at: now.toISOString(), outcome: "failure", error: failure }),
         finishedAt: now,
         updatedAt: now,
         claimedBy: null,
@@ -171,11 +164,40 @@ async function rollBack(deps: BrokerDeps, state: StepState, step: RotationStep, 
       action: "rotation.rollback",
       target: rotation.id,
       outcome: "failure",
-      details: { secret_id: secret.id, failed_step: step, error: message, discarded_version: pending?.version ?? null, discard_error: discardError, current_version: secret.currentVersion },
+      details: {
+        secret_id: secret.id,
+        failed_step: step,
+        error: message,
+        discarded_version: pending?.version ?? null,
+        discard_error: discardError,
+        restored: unrestored === null,
+        current_version: secret.currentVersion,
+      },
     });
   });
   deps.metrics.rotations.inc({ trigger: rotation.trigger, outcome: "rolled_back" });
-  deps.log.warn({ module: "rotation", rotationId: rotation.id, secretId: secret.id, failedStep: step, discardError }, "rotation rolled back; the current version is unchanged");
+  const log = { module: "rotation", rotationId: rotation.id, secretId: secret.id, failedStep: step, discardError };
+  if (unrestored === null) {
+    deps.log.warn(log, "rotation rolled back; the current version is unchanged");
+  } else {
+    deps.log.warn({ ...log, pendingVersion: pending?.version }, "rotation rolled back, but the upstream keeps the pending value in use");
+  }
+}
+
+/** Has the adapter discard the pending version; returns its failure, or why the upstream could not go back. */
+async function discardUpstream(deps: BrokerDeps, state: StepState): Promise<{ discardError: string | null; unrestored: string | null }> {
+  const { secret, pending, current } = state;
+  if (!pending) {
+    return { discardError: null, unrestored: null };
+  }
+  try {
+    const outcome = await deps.adapters.call(secret.adapter, toSecretRef(secret), "discard_pending", localSecretReader(deps), (adapter, call) =>
+      adapter.discardPending(call, toVersionRef(pending), current ? toVersionRef(current) : null),
+    );
+    return { discardError: null, unrestored: outcome?.reason ?? null };
+  } catch (error) {
+    return { discardError: error instanceof Error ? error.message : "unknown error", unrestored: null };
+  }
 }
 
 /** Extends the claim of `owner` and returns the rotation, or undefined when the claim was lost or it ended. */

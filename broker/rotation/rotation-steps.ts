@@ -9,6 +9,7 @@ import { fingerprintOf } from "../secrets/fingerprint.js";
 import type { AdapterOperation } from "../secrets/adapter-registry.js";
 import { localSecretReader } from "../secrets/local-secret-reader.js";
 import { type SecretRow, toSecretRef, toVersionRef, type VersionRow } from "../secrets/secret-views.js";
+import { retireCurrentVersion } from "../secrets/version-stages.js";
 import { nextRotationAt } from "./rotation-policy.js";
 import type { RotationRow, RotationStep } from "./rotation-types.js";
 
@@ -129,16 +130,7 @@ export async function promotePending(tx: Executor, record: RecordAudit, state: S
   const { rotation, secret } = state;
   const toVersion = state.pending!.version;
   await tx.select({ id: secrets.id }).from(secrets).where(eq(secrets.id, secret.id)).for("update");
-  await tx
-    .update(secretVersions)
-    .set({ stage: "deprecated", retiredAt: now })
-    .where(and(eq(secretVersions.secretId, secret.id), eq(secretVersions.stage, "previous")));
-  if (rotation.fromVersion) {
-    await tx
-      .update(secretVersions)
-      .set({ stage: "previous", retiredAt: now })
-      .where(and(eq(secretVersions.secretId, secret.id), eq(secretVersions.version, rotation.fromVersion)));
-  }
+  await retireCurrentVersion(tx, secret.id, rotation.fromVersion, now);
   await tx
     .update(secretVersions)
     .set({ stage: "current", promotedAt: now })

@@ -8,7 +8,21 @@ import type { BrokerMetrics } from "../metrics/metrics.js";
 export type LocalSecretReader = (name: string) => Promise<SecretData>;
 
 /** Adapter operations, as named in logs and metrics. */
-export type AdapterOperation = "issue" | "renew" | "revoke" | "create_pending" | "set_pending" | "test_pending" | "finish_pending" | "retire_version" | "discard_pending" | "describe_rotation" | "resolve_settings";
+export type AdapterOperation =
+  | "issue"
+  | "renew"
+  | "revoke"
+  | "revoke_all"
+  | "create_pending"
+  | "set_pending"
+  | "test_pending"
+  | "finish_pending"
+  | "retire_version"
+  | "discard_pending"
+  | "describe_rotation"
+  | "resolve_settings"
+  | "verify_upstream"
+  | "read_latest";
 
 /**
  * The adapters this broker runs with, by name. Every call goes through `call`, which

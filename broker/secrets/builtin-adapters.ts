@@ -28,6 +28,7 @@ export function createAdapterRegistry(
       now: () => deps.clock.now(),
       logger: deps.log.child({ module: "vault-adapter" }),
       onTokenEvent: (event) => deps.metrics.vaultTokenEvents.inc({ event }),
+      deriveSeed: (info) => deps.dataKeys.derivedSecret(info),
     }),
     new AwsSecretsManagerAdapter(),
     ...extra,

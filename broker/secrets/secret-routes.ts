@@ -11,6 +11,7 @@ import {
   SecretUpdate,
   SecretVersion,
 } from "./secret-schemas.js";
+import { registerResyncRoute } from "./resync-route.js";
 import { registerExternalRotationRefreshRoute, registerRotationScheduleRoute } from "./rotation-schedule-route.js";
 import { toSecretView, toVersionView } from "./secret-views.js";
 import { createSecret, deleteSecret, findSecret, listSecrets, listVersions, updateSecret } from "./secrets-service.js";
@@ -62,6 +63,7 @@ export function registerSecretRoutes(app: BrokerApp, deps: BrokerDeps): void {
 
   registerRotationScheduleRoute(app, deps);
   registerExternalRotationRefreshRoute(app, deps);
+  registerResyncRoute(app, deps);
 
   app.openapi(
     operatorRoute(deps, "auditor", {
@@ -108,7 +110,8 @@ export function registerSecretRoutes(app: BrokerApp, deps: BrokerDeps): void {
       const { id } = c.req.valid("param");
       const { reason } = c.req.valid("json") ?? {};
       const actor = requestContext(c).actor;
-      return c.json(await inAuditedTransaction(deps, c, (tx, record) => deleteSecret(deps, tx, record, id, actor, reason)), 200);
+      const deleted = await inAuditedTransaction(deps, c, (tx, record) => deleteSecret(deps, tx, record, id, actor, reason), { allLeasesOfSecret: id });
+      return c.json(deleted, 200);
     },
   );
 }

@@ -15,6 +15,7 @@ import { fingerprintOf, toSecretData } from "./fingerprint.js";
 import { readUpstreamRotation, rotatedUpstreamReason, toExternalRotation } from "./external-rotation.js";
 import { localSecretReader } from "./local-secret-reader.js";
 import { ensureSameUpstream, ensureUpstreamFree, resolveUpstreamSettings } from "./upstream-settings.js";
+import { ensureLocalSecretsExist } from "./local-secret-references.js";
 import { DEFAULT_SECRET_TTL_SECONDS, type SecretCreateInput, type SecretFilterInput, type SecretUpdateInput, type SecretView } from "./secret-schemas.js";
 import { type SecretRow, toSecretRef, toSecretView, type VersionRow } from "./secret-views.js";
 
@@ -40,6 +41,7 @@ export async function createSecret(deps: BrokerDeps, context: RequestContext, in
   const settings = deps.adapters.parseSettings(input.adapter, input.kind, input.settings);
   checkInitialValue(input);
   await ensureSecretNameFree(deps.db, input.name);
+  await ensureLocalSecretsExist(deps.db, settings);
 
   const now = deps.clock.now();
   const row: SecretRow = {
@@ -66,6 +68,9 @@ export async function createSecret(deps: BrokerDeps, context: RequestContext, in
   };
   row.settings = await resolveUpstreamSettings(deps, row);
   await ensureUpstreamFree(deps, row.adapter, input.kind, row.settings);
+  if (input.kind === "dynamic") {
+    await verifyUpstream(deps, row);
+  }
 
   const needsFirstVersion = input.kind === "static" && (STORED_VALUE_ADAPTERS.has(input.adapter) || input.value !== undefined || input.generate !== undefined);
   const first = needsFirstVersion ? await createFirstVersion(deps, row, input.value ? toSecretData(input.value) : undefined) : undefined;
@@ -151,6 +156,14 @@ async function createFirstVersion(deps: BrokerDeps, row: SecretRow, value: Secre
   );
 }
 
+/** Has the adapter check a new dynamic secret upstream, where it can; a static secret's first version does that. */
+async function verifyUpstream(deps: BrokerDeps, row: SecretRow): Promise<void> {
+  if (!deps.adapters.get(row.adapter).verifyUpstream) {
+    return;
+  }
+  await deps.adapters.call(row.adapter, toSecretRef(row), "verify_upstream", localSecretReader(deps), (adapter, call) => adapter.verifyUpstream!(call));
+}
+
 async function ensureSecretNameFree(db: Executor, name: string): Promise<void> {
   const [existing] = await db
     .select({ id: secrets.id })
@@ -219,6 +232,7 @@ export async function updateSecret(
   const settings = input.settings === undefined ? undefined : deps.adapters.parseSettings(current.adapter, current.kind as SecretKind, input.settings);
   if (settings !== undefined) {
     ensureSameUpstream(deps, current, settings);
+    await ensureLocalSecretsExist(tx, settings);
   }
   const defaultTtl = input.default_ttl ?? current.defaultTtl;
   const maxTtl = input.max_ttl ?? current.maxTtl;

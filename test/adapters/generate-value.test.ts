@@ -1,6 +1,13 @@
 import { describe, expect, it } from "vitest";
 import type { GeneratePolicy } from "../../adapters/contract.js";
-import { CHARACTER_CLASSES, type CharacterClass, generatePolicyProblems, generateValue, MAX_GENERATED_LENGTH } from "../../adapters/local/generate-value.js";
+import {
+  CHARACTER_CLASSES,
+  type CharacterClass,
+  generatePolicyProblems,
+  generateValue,
+  MAX_GENERATED_LENGTH,
+  seededRandomBytes,
+} from "../../adapters/local/generate-value.js";
 
 const ALL_CLASSES: CharacterClass[] = ["lower", "upper", "digits", "symbols"];
 
@@ -99,5 +106,32 @@ describe("generatePolicyProblems", () => {
 
   it("accepts a valid policy", () => {
     expect(generatePolicyProblems(policy(32, ALL_CLASSES))).toEqual([]);
+  });
+});
+
+describe("seeded generation", () => {
+  const seed = Buffer.alloc(32, 7);
+
+  it("same seed, same value", () => {
+    const first = generateValue(policy(64, ALL_CLASSES), seededRandomBytes(seed));
+    const second = generateValue(policy(64, ALL_CLASSES), seededRandomBytes(Buffer.from(seed)));
+
+    expect(second).toBe(first);
+    expect(classesIn(first)).toEqual(new Set(ALL_CLASSES));
+  });
+
+  it("other seed, other value", () => {
+    const first = generateValue(policy(64, ALL_CLASSES), seededRandomBytes(seed));
+    const other = generateValue(policy(64, ALL_CLASSES), seededRandomBytes(Buffer.alloc(32, 8)));
+
+    expect(other).not.toBe(first);
+  });
+
+  it("byte stream continues across calls", () => {
+    const whole = seededRandomBytes(seed)(100);
+    const parts = seededRandomBytes(seed);
+
+    expect(Buffer.concat([parts(30), parts(3), parts(67)])).toEqual(whole);
+    expect(new Set(whole).size).toBeGreaterThan(50);
   });
 });

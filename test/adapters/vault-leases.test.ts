@@ -17,8 +17,8 @@ describe("vault adapter leases", () => {
     await fixture?.stop();
   });
 
-  function dynamicCall(auth: "approle" | "token" = "approle") {
-    return fixture.call("dynamic", adapter.parseSettings("dynamic", fixture.settings({ database: { role: "readonly" } }, auth)));
+  function dynamicCall(auth: "approle" | "token" = "approle", database: Record<string, unknown> = {}) {
+    return fixture.call("dynamic", adapter.parseSettings("dynamic", fixture.settings({ database: { role: "readonly", ...database } }, auth)));
   }
 
   async function issue(call = dynamicCall()) {
@@ -71,19 +71,35 @@ describe("vault adapter leases", () => {
     expect(fixture.standin.callsTo("sys/leases/revoke").at(-1)!.body).toEqual({ lease_id: issued.upstreamLeaseId });
   });
 
-  it("revokeRole uses sys/leases/revoke-prefix", async () => {
+  it("revokeAll of a dedicated role uses sys/leases/revoke-prefix", async () => {
     const first = await issue();
     const second = await issue();
 
-    await adapter.revokeRole(dynamicCall("token"));
+    const revoked = await adapter.revokeAll(dynamicCall("token", { dedicated_role: true }));
 
+    expect(revoked).toEqual({ upstreamLeaseIdPrefix: "database/creds/readonly/" });
     expect(fixture.standin.leases.get(first.upstreamLeaseId!)).toBeUndefined();
     expect(fixture.standin.leases.get(second.upstreamLeaseId!)).toBeUndefined();
-    expect(fixture.standin.callsTo("sys/leases/revoke-prefix/database/creds/readonly/")).toHaveLength(1);
+    const calls = fixture.standin.callsTo("sys/leases/revoke-prefix/");
+    expect(calls.map((call) => call.path)).toEqual(["sys/leases/revoke-prefix/database/creds/readonly/"]);
+    expect(calls[0]!.body).toEqual({ sync: true });
+    expect(fixture.standin.callsTo("sys/revoke-prefix/")).toHaveLength(0);
   });
 
-  it("revokeRole without sudo is denied", async () => {
-    await expect(adapter.revokeRole(dynamicCall())).rejects.toThrow(/Vault denied permission to revoke the leases under database\/creds\/readonly\//);
+  it("revokeAll of a shared role sends nothing", async () => {
+    const issued = await issue();
+    const prefixCalls = fixture.standin.callsTo("sys/leases/revoke-prefix/").length;
+
+    await expect(adapter.revokeAll(dynamicCall("token"))).resolves.toBeNull();
+
+    expect(fixture.standin.callsTo("sys/leases/revoke-prefix/")).toHaveLength(prefixCalls);
+    expect(fixture.standin.leases.get(issued.upstreamLeaseId!)).toBeDefined();
+  });
+
+  it("revokeAll without sudo is denied", async () => {
+    await expect(adapter.revokeAll(dynamicCall("approle", { dedicated_role: true }))).rejects.toThrow(
+      /Vault denied permission to revoke the leases under database\/creds\/readonly\//,
+    );
   });
 
   it("node-vault revokePrefix() calls the removed legacy path", async () => {

@@ -31,7 +31,7 @@ describe("vault settings", () => {
   it("accepts a dynamic database role", () => {
     const parsed = parseVaultSettings("dynamic", { connection: CONNECTION, auth: { method: "token", token_secret: "vault/token" }, database: { role: "readonly" } });
 
-    expect(parsed.database).toEqual({ mount: "database", role: "readonly" });
+    expect(parsed.database).toEqual({ mount: "database", role: "readonly", dedicated_role: false });
     expect(parsed.auth).toEqual({ method: "token", token_secret: "vault/token", token_field: "token" });
   });
 
@@ -62,6 +62,7 @@ describe("vault settings", () => {
     { case: "kv on dynamic", kind: "dynamic", settings: { connection: CONNECTION, auth: APPROLE, kv: KV, database: { role: "r" } }, name: "kv", reason: /only to static/ },
     { case: "dynamic without role", kind: "dynamic", settings: { connection: CONNECTION, auth: APPROLE, database: {} }, name: "database.role", reason: /is required/ },
     { case: "bad role name", kind: "dynamic", settings: { connection: CONNECTION, auth: APPROLE, database: { role: "a/b" } }, name: "database.role", reason: /name of a database role/ },
+    { case: "dedicated_role text", kind: "dynamic", settings: { connection: CONNECTION, auth: APPROLE, database: { role: "r", dedicated_role: "yes" } }, name: "database.dedicated_role", reason: /must be true when only the broker/ },
     { case: "unknown setting", kind: "dynamic", settings: { connection: { ...CONNECTION, retries: 3 }, auth: APPROLE, database: { role: "r" } }, name: "connection.retries", reason: /unknown setting/ },
   ];
 

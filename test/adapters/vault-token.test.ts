@@ -81,8 +81,9 @@ describe("vault adapter broker token", () => {
     const failure = read();
 
     await expect(failure).rejects.toBeInstanceOf(UpstreamRejected);
-    await expect(failure).rejects.toThrow(/log in with AppRole role_id .* \(400\); check the secret_id in local secret vault\/broker-approle/);
+    await expect(failure).rejects.toThrow(/log in with AppRole at auth\/approle .* \(400\); check auth.role_id and the secret_id in local secret vault\/broker-approle/);
     await expect(failure).rejects.not.toThrow(/wrong-secret-id-value/);
+    await expect(failure).rejects.not.toThrow(fixture.appRole.roleId);
     expect(fixture.tokenEvents).toEqual(["login_failed"]);
   });
 
@@ -91,7 +92,7 @@ describe("vault adapter broker token", () => {
 
     const failure = read("token");
 
-    await expect(failure).rejects.toThrow(/check the token in local secret vault\/broker-token/);
+    await expect(failure).rejects.toThrow(/\(403\); check that local secret vault\/broker-token contains a valid, unexpired Vault token/);
     await expect(failure).rejects.not.toThrow(fixture.rootToken);
   });
 

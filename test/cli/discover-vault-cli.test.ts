@@ -84,7 +84,7 @@ describe("secrets-broker discover vault", () => {
     const applied = await cli(discoverArgs("--apply"));
 
     expect(applied.code, applied.stdout + applied.stderr).toBe(0);
-    expect(applied.stdout).toMatch(/vault\/secret\/prod\/payments\/api-key\s+static\s+secret\/data\/prod\/payments\/api-key\s+created sec_/);
+    expect(applied.stdout).toMatch(/vault\/secret\/prod\/payments\/api-key\s+static\s+secret\/data\/prod\/payments\/api-key\s+-\s+created sec_/);
     expect(applied.stdout).toMatch(/vault\/database\/creds\/readonly\s+dynamic/);
     const listed = JSON.parse((await cli(["secret", "list", "--adapter", "vault", "--json"])).stdout) as { name: string; current_version: string | null }[];
     expect(listed).toHaveLength(5);
@@ -95,6 +95,72 @@ describe("secrets-broker discover vault", () => {
     expect(JSON.parse(again.stdout).secrets.map((secret: { result: string }) => secret.result)).toEqual(Array(5).fill("exists"));
     const reapplied = await cli(discoverArgs("--apply", "--json"));
     expect(JSON.parse(reapplied.stdout).secrets.map((secret: { result: string }) => secret.result)).toEqual(Array(5).fill("exists"));
+  });
+
+  it("secret resync records a version written in Vault", async () => {
+    standin.kv.put("prod/payments/api-key", { api_key: "kv-value-six" });
+
+    const result = await cli(["secret", "resync", "vault/secret/prod/payments/api-key", "--reason", "rotated by hand", "--json"]);
+
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ from_version: "1", to_version: "2", changed: true });
+    const versions = JSON.parse((await cli(["secret", "versions", "vault/secret/prod/payments/api-key", "--json"])).stdout) as { version: string; stage: string }[];
+    expect(versions.find((version) => version.version === "2")!.stage).toBe("current");
+  });
+
+  it("--generate-field sets the field rotations replace", async () => {
+    standin.kv.put("ops/db/admin", { username: "ops_admin", password: "kv-value-seven" });
+
+    const applied = await cli(discoverArgs("--apply", "--json", "--no-database", "--generate-field", "password").map((arg) => (arg === "prod/" ? "ops/" : arg)));
+
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(JSON.parse(applied.stdout).secrets).toEqual([
+      expect.objectContaining({ name: "vault/secret/ops/db/admin", generate_field: "password", result: expect.stringMatching(/^created sec_/) }),
+    ]);
+    const [secret] = JSON.parse((await cli(["secret", "list", "--prefix", "vault/secret/ops/", "--json"])).stdout);
+    expect(secret.generate).toEqual({ length: 32, classes: ["lower", "upper", "digits"], field: "password" });
+
+    const rotated = await cli(["rotate", "vault/secret/ops/db/admin", "--wait", "--json"]);
+
+    expect(rotated.code, rotated.stdout + rotated.stderr).toBe(0);
+    expect(JSON.parse(rotated.stdout).status).toBe("completed");
+    const data = standin.kv.readData("ops/db/admin")!;
+    expect(data["username"]).toBe("ops_admin");
+    expect(data["password"]).toMatch(/^[A-Za-z0-9]{32}$/);
+  });
+
+  it("rejects an invalid --generate-field", async () => {
+    const result = await cli(discoverArgs("--generate-field", "pass word"));
+
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/--generate-field: must be a field name/);
+  });
+
+  it("apply names the flag of a missing local secret", async () => {
+    const args = discoverArgs("--apply", "--json", "--no-database")
+      .map((arg) => (arg === SECRET_ID_SECRET ? "vault/not-stored" : arg))
+      .map((arg) => (arg === "prod/" ? "staging/" : arg));
+
+    const result = await cli(args);
+
+    expect(result.code).toBe(1);
+    const [secret] = JSON.parse(result.stdout).secrets;
+    expect(secret.name).toBe("vault/secret/staging/ignored");
+    expect(secret.result).toMatch(/^failed: --secret-id-secret: names local secret 'vault\/not-stored', which does not exist/);
+    expect(result.stdout).not.toContain("settings.auth");
+  });
+
+  it("apply names --role-id when the login fails", async () => {
+    const args = discoverArgs("--apply", "--json", "--no-database")
+      .map((arg) => (arg === appRole.roleId ? "not-the-role-id" : arg))
+      .map((arg) => (arg === "prod/" ? "staging/" : arg));
+
+    const result = await cli(args);
+
+    expect(result.code).toBe(1);
+    const [secret] = JSON.parse(result.stdout).secrets;
+    expect(secret.result).toMatch(/^failed: .*log in with AppRole at auth\/approle .*\(400\); check --role-id and the secret_id in local secret vault\/broker-approle/);
+    expect(secret.result).not.toContain("not-the-role-id");
   });
 
   it("requires VAULT_TOKEN", async () => {
@@ -118,17 +184,31 @@ describe("secrets-broker discover vault", () => {
     try {
       const result = await cli(discoverArgs());
       expect(result.code).toBe(1);
-      expect(result.stderr).toMatch(/Vault denied permission to list KV paths/);
+      expect(result.stderr).toMatch(/Vault denied permission to list KV paths at \S+ secret\/metadata\/prod\/; give the token in VAULT_TOKEN a policy that allows it/);
+      expect(result.stderr).not.toMatch(/broker's Vault token|for secret discovery/);
       expect(result.stderr).not.toContain(listToken);
     } finally {
       standin.allow("secret/metadata/");
     }
   });
 
+  it("names --address when Vault is unreachable", async () => {
+    const closed = new VaultStandin();
+    await closed.start();
+    const address = closed.address;
+    await closed.stop();
+
+    const result = await cli(discoverArgs("--address", address));
+
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/Vault is unreachable at \S+ secret\/metadata\/prod\/ \(ECONNREFUSED\); check that it is running and that --address \(or VAULT_ADDR\) is right/);
+    expect(result.stderr).not.toContain("connection.address");
+  });
+
   it("prints no token, secret_id or value", () => {
     const text = transcript.join("\n") + broker.output();
 
-    for (const value of [listToken, appRole.secretId, "kv-value-one", "kv-value-two", "kv-value-three", "kv-value-five"]) {
+    for (const value of [listToken, appRole.secretId, "kv-value-one", "kv-value-two", "kv-value-three", "kv-value-five", "kv-value-six", "kv-value-seven"]) {
       expect(text).not.toContain(value);
     }
   });

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { retryUpstreamRevocations } from "../../broker/leases/upstream-revoker.js";
 import { auditEvents, expectProblem, invalidParamNames, rowCount, uniqueName } from "../support/register-fixtures.js";
 import { startTestBroker, type TestBroker } from "../support/test-broker.js";
-import { SECRET_ID_SECRET, startVaultFixture, type VaultFixture } from "../support/vault-standin/vault-fixture.js";
+import { SECRET_ID_SECRET, startVaultFixture, TOKEN_SECRET, type VaultFixture } from "../support/vault-standin/vault-fixture.js";
 import { createGrant, createSecret, obtainCredential, readLease, requestCredential, workloadWithToken } from "./credential-fixtures.js";
 
 const MINUTE_MS = 60_000;
@@ -23,6 +23,7 @@ describe("dynamic Vault credentials", () => {
     vault = await startVaultFixture({ clock: broker.clock });
     vault.standin.database.addRole("short", { defaultTtl: 600, maxTtl: 900 });
     await createSecret(broker, { name: SECRET_ID_SECRET, value: { secret_id: vault.appRole.secretId }, generate: undefined });
+    await createSecret(broker, { name: TOKEN_SECRET, value: { token: vault.rootToken }, generate: undefined });
     readonlySecret = (await createVaultSecret("readonly")).name;
     shortSecret = (await createVaultSecret("short")).name;
   });
@@ -144,6 +145,100 @@ describe("dynamic Vault credentials", () => {
     }
   });
 
+  describe("deleting a secret revokes its Vault leases", () => {
+    let roles = 0;
+
+    /** Creates a secret on a Vault role of its own, read with the sudo token that revoke-prefix needs, and two workloads' credentials. */
+    async function secretWithLeases(dedicated: boolean): Promise<{ secret: any; role: string; credentials: any[] }> {
+      roles += 1;
+      const role = `reports-${roles}`;
+      vault.standin.database.addRole(role, { defaultTtl: 3600, maxTtl: 7200 });
+      const secret = await createSecret(broker, {
+        name: `db/${uniqueName(role)}`,
+        adapter: "vault",
+        kind: "dynamic",
+        generate: undefined,
+        settings: vault.settings({ database: { role, dedicated_role: dedicated } }, "token"),
+      });
+      const credentials = [(await credentialFor(secret.name, 600)).credential, (await credentialFor(secret.name, 600)).credential];
+      return { secret, role, credentials };
+    }
+
+    function deleteSecret(secretId: string) {
+      return broker.request("DELETE", `/v1/secrets/${secretId}`, { token: broker.tokens.operator, body: { reason: "role retired" } });
+    }
+
+    function perLeaseRevokes(role: string): number {
+      return vault.standin.callsTo("sys/leases/revoke").filter((call) => String(call.body["lease_id"]).startsWith(`database/creds/${role}/`)).length;
+    }
+
+    it("dedicated role: one revoke-prefix ends every lease", async () => {
+      const { secret, role, credentials } = await secretWithLeases(true);
+
+      const deleted = await deleteSecret(secret.id);
+
+      expect(deleted.status, deleted.text).toBe(200);
+      expect(vault.standin.callsTo("sys/leases/revoke-prefix/").map((call) => call.path)).toContain(`sys/leases/revoke-prefix/database/creds/${role}/`);
+      expect(vault.standin.callsTo(`sys/leases/revoke-prefix/database/creds/${role}/`)).toHaveLength(1);
+      expect(perLeaseRevokes(role)).toBe(0);
+      for (const credential of credentials) {
+        expect(vault.standin.database.liveUsers.has(credential.data.username)).toBe(false);
+        const lease = await readLease(broker, credential.lease_id);
+        expect(lease.status).toBe("revoked");
+        expect(lease.upstream_revoke).toMatchObject({ state: "done", attempts: 1, last_error: null });
+      }
+      const events = (await auditEvents(broker)).filter((event: any) => event.action === "lease.upstream_revoke" && event.details.secret_id === secret.id);
+      expect(events).toHaveLength(2);
+      expect(events.every((event: any) => event.details.revoked_with_prefix === `database/creds/${role}/`)).toBe(true);
+    });
+
+    it("shared role: each lease revoked, other clients' kept", async () => {
+      const { secret, role, credentials } = await secretWithLeases(false);
+      const other = await fetch(`${vault.standin.address}/v1/database/creds/${role}`, { headers: { "x-vault-token": vault.rootToken } }).then((response) => response.json() as Promise<{ lease_id: string }>);
+
+      const deleted = await deleteSecret(secret.id);
+
+      expect(deleted.status, deleted.text).toBe(200);
+      expect(vault.standin.callsTo(`sys/leases/revoke-prefix/database/creds/${role}/`)).toHaveLength(0);
+      expect(perLeaseRevokes(role)).toBe(2);
+      for (const credential of credentials) {
+        expect(vault.standin.database.liveUsers.has(credential.data.username)).toBe(false);
+        expect((await readLease(broker, credential.lease_id)).upstream_revoke.state).toBe("done");
+      }
+      expect(vault.standin.leases.get(other.lease_id)).toBeDefined();
+    });
+
+    it("failed revoke-prefix leaves revoke_failed, retried", async () => {
+      const { secret, role, credentials } = await secretWithLeases(true);
+      vault.standin.leases.failRevocation = true;
+      try {
+        const deleted = await deleteSecret(secret.id);
+
+        expect(deleted.status, deleted.text).toBe(200);
+        expect(vault.standin.callsTo(`sys/leases/revoke-prefix/database/creds/${role}/`)).toHaveLength(1);
+        expect(perLeaseRevokes(role)).toBe(0);
+        for (const credential of credentials) {
+          const lease = await readLease(broker, credential.lease_id);
+          expect(lease.status).toBe("revoke_failed");
+          expect(lease.upstream_revoke).toMatchObject({ state: "failed", attempts: 1 });
+          expect(lease.upstream_revoke.last_error).toMatch(/Vault failed to revoke the leases under database\/creds\/reports-\d+\/ .*\(500/);
+          expect(vault.standin.database.liveUsers.has(credential.data.username)).toBe(true);
+        }
+      } finally {
+        vault.standin.leases.failRevocation = false;
+      }
+
+      broker.clock.advance(60 * MINUTE_MS);
+      await retryUpstreamRevocations(broker.deps);
+
+      expect(perLeaseRevokes(role)).toBe(2);
+      for (const credential of credentials) {
+        expect((await readLease(broker, credential.lease_id)).status).toBe("revoked");
+        expect(vault.standin.database.liveUsers.has(credential.data.username)).toBe(false);
+      }
+    });
+  });
+
   it("lease Vault no longer has counts as revoked", async () => {
     const { credential, accessToken } = await credentialFor(readonlySecret, 600);
     const upstreamLeaseId = (await readLease(broker, credential.lease_id)).upstream_lease_id;
@@ -213,6 +308,95 @@ describe("dynamic Vault credentials", () => {
     expect(invalidParamNames(response).sort()).toEqual(["settings.auth.token", "settings.auth.token_secret", "settings.connection.address", "settings.database.role"]);
     expect(response.text).not.toContain("hvs.literal");
     expect(await rowCount(broker, "secrets")).toBe(secretsBefore);
+  });
+
+  describe("creation checks the settings against Vault", () => {
+    const cases: { label: string; settings: () => Record<string, unknown>; status: number; code: string; field?: string; detail: RegExp }[] = [
+      {
+        label: "unknown secret_id secret",
+        settings: () => ({ ...vault.settings({ database: { role: "readonly" } }), auth: { method: "approle", role_id: vault.appRole.roleId, secret_id_secret: "vault/no-such-secret" } }),
+        status: 400,
+        code: "validation_failed",
+        field: "settings.auth.secret_id_secret",
+        detail: /names local secret 'vault\/no-such-secret', which does not exist/,
+      },
+      {
+        label: "secret_id field missing",
+        settings: () => ({
+          ...vault.settings({ database: { role: "readonly" } }),
+          auth: { method: "approle", role_id: vault.appRole.roleId, secret_id_secret: SECRET_ID_SECRET, secret_id_field: "other" },
+        }),
+        status: 400,
+        code: "validation_failed",
+        field: "settings.auth.secret_id_field",
+        detail: /has no field other/,
+      },
+      {
+        label: "unknown database role",
+        settings: () => vault.settings({ database: { role: "no-such-role" } }),
+        status: 400,
+        code: "validation_failed",
+        field: "settings.database.role",
+        detail: /has no role no-such-role under database\/roles\//,
+      },
+      {
+        label: "wrong database mount",
+        settings: () => vault.settings({ database: { mount: "dbs", role: "readonly" } }),
+        status: 400,
+        code: "validation_failed",
+        field: "settings.database.mount",
+        detail: /no database secrets engine serves dbs\//,
+      },
+      {
+        label: "unreachable Vault",
+        settings: () => ({ ...vault.settings({ database: { role: "readonly" } }), connection: { address: "http://127.0.0.1:1", timeout_seconds: 5 } }),
+        status: 503,
+        code: "upstream_unavailable",
+        detail: /Vault is unreachable .* check that it is running and that connection.address is right/,
+      },
+    ];
+
+    for (const { label, settings, status, code, field, detail } of cases) {
+      it(`refuses ${label}, creates nothing`, async () => {
+        const secretsBefore = await rowCount(broker, "secrets");
+        const leasesIssued = vault.standin.callsTo("database/creds/").length;
+
+        const response = await broker.request("POST", "/v1/secrets", {
+          token: broker.tokens.operator,
+          body: { name: `db/${uniqueName("checked")}`, adapter: "vault", kind: "dynamic", owner: "team-orders", settings: settings() },
+        });
+
+        expectProblem(response, status, code);
+        if (field) {
+          expect(invalidParamNames(response)).toEqual([field]);
+        }
+        expect(response.json.detail).toMatch(detail);
+        expect(await rowCount(broker, "secrets")).toBe(secretsBefore);
+        expect(vault.standin.callsTo("database/creds/")).toHaveLength(leasesIssued);
+      });
+    }
+
+    it("reads the role without creating a credential", async () => {
+      const reads = vault.standin.callsTo("database/roles/readonly").length;
+      const leasesIssued = vault.standin.callsTo("database/creds/").length;
+
+      await createVaultSecret("readonly");
+
+      expect(vault.standin.callsTo("database/roles/readonly")).toHaveLength(reads + 1);
+      expect(vault.standin.callsTo("database/creds/")).toHaveLength(leasesIssued);
+    });
+
+    it("refuses a settings update naming an unknown local secret", async () => {
+      const secret = await createVaultSecret("readonly");
+      const settings = { ...secret.settings, auth: { ...secret.settings.auth, secret_id_secret: "vault/renamed" } };
+
+      const response = await broker.request("PATCH", `/v1/secrets/${secret.id}`, { token: broker.tokens.operator, body: { settings } });
+
+      expectProblem(response, 400, "validation_failed");
+      expect(invalidParamNames(response)).toEqual(["settings.auth.secret_id_secret"]);
+      const unchanged = await broker.request("GET", `/v1/secrets/${secret.id}`, { token: broker.tokens.auditor });
+      expect(unchanged.json.settings.auth.secret_id_secret).toBe(SECRET_ID_SECRET);
+    });
   });
 
   it("keeps tokens and values out of logs and audit", async () => {

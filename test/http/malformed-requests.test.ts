@@ -232,6 +232,15 @@ const ROUTES: MutatingRoute[] = [
     malformedPath: { path: () => "/v1/secrets/payments%2Fapi-key/rotate", field: "id" },
     unknownPath: () => `/v1/secrets/${UNKNOWN_SECRET}/rotate`,
   },
+  {
+    route: "POST /v1/secrets/{id}/resync",
+    path: (f) => `/v1/secrets/${f.secretId}/resync`,
+    validBody: () => ({ reason: "written by hand" }),
+    wrongType: { body: { reason: 42 }, field: "reason" },
+    limit: DEFAULT_BODY_LIMIT_BYTES,
+    malformedPath: { path: () => "/v1/secrets/payments%2Fapi-key/resync", field: "id" },
+    unknownPath: () => `/v1/secrets/${UNKNOWN_SECRET}/resync`,
+  },
   ...(["DELETE /v1/grants/{id}", "POST /v1/grants/{id}/revoke"] as const).map(
     (route): MutatingRoute => ({
       route,

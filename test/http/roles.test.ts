@@ -277,6 +277,13 @@ const ROUTES: RouteCase[] = [
     prepare: async (broker) => ({ path: `/v1/secrets/${(await createSecret(broker)).id}/rotate`, body: { reason: "roles test" } }),
   },
   {
+    route: "POST /v1/secrets/{id}/resync",
+    role: "operator",
+    // A local secret has no upstream versions, so a caller past the role check gets 409.
+    success: 409,
+    prepare: async (broker) => ({ path: `/v1/secrets/${(await createSecret(broker)).id}/resync`, body: { reason: "roles test" } }),
+  },
+  {
     route: "GET /v1/secrets/{id}/rotations",
     role: "auditor",
     success: 200,

@@ -117,7 +117,8 @@ describe("manual rotation", () => {
   });
 
   it("refuses dynamic and deleted secrets, bad bodies and auditors", async () => {
-    const dynamic = await createSecret(broker, { adapter: "postgres", kind: "dynamic", generate: undefined, settings: { connection: { host: "127.0.0.1", port: 5432, database: "d", username: "u", password_secret: "db/admin" }, role: { member_of: [] } } });
+    const admin = await createSecret(broker, { generate: undefined, value: { password: "admin-password-0001" } });
+    const dynamic = await createSecret(broker, { adapter: "postgres", kind: "dynamic", generate: undefined, settings: { connection: { host: "127.0.0.1", port: 5432, database: "d", username: "u", password_secret: admin.name }, role: { member_of: [] } } });
     expectProblem(await broker.request("POST", `/v1/secrets/${dynamic.id}/rotate`, { token: broker.tokens.operator }), 409, "invalid_state");
     const deleted = await staticSecret();
     await broker.request("DELETE", `/v1/secrets/${deleted.id}`, { token: broker.tokens.operator });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { runRotationTick } from "../../broker/rotation/rotation-scheduler.js";
 import { createGrant, createSecret, obtainCredential, workloadWithToken } from "../credentials/credential-fixtures.js";
-import { uniqueName } from "../support/register-fixtures.js";
+import { auditEvents, expectProblem, uniqueName } from "../support/register-fixtures.js";
 import { startTestBroker, type TestBroker } from "../support/test-broker.js";
 import { SECRET_ID_SECRET, startVaultFixture, type VaultFixture } from "../support/vault-standin/vault-fixture.js";
 
@@ -26,6 +26,7 @@ describe("rotation of Vault secrets", () => {
 
   beforeEach(() => {
     vault.standin.afterCall = undefined;
+    vault.standin.loseReply = undefined;
     vault.standin.sealed = false;
   });
 
@@ -43,6 +44,18 @@ describe("rotation of Vault secrets", () => {
     return { secret, path };
   }
 
+  /** A new database static role in the stand-in, and a broker secret whose first version is its password. */
+  async function staticRoleSecret(role: string): Promise<any> {
+    vault.standin.database.addStaticRole(role, role.replaceAll("-", "_"));
+    return createSecret(broker, {
+      name: `vault/${uniqueName(role)}`,
+      adapter: "vault",
+      kind: "static",
+      generate: undefined,
+      settings: vault.settings({ static_role: { name: role } }),
+    });
+  }
+
   async function rotate(secretId: string): Promise<string[]> {
     const started = await broker.request("POST", `/v1/secrets/${secretId}/rotate`, { token: broker.tokens.operator, body: { reason: "scheduled test" } });
     expect(started.status, started.text).toBe(202);
@@ -51,6 +64,12 @@ describe("rotation of Vault secrets", () => {
 
   async function latestRotation(secretId: string): Promise<any> {
     return (await broker.request("GET", `/v1/secrets/${secretId}/rotations`, { token: broker.tokens.auditor })).json.items[0];
+  }
+
+  async function obtainCredentialFor(secretName: string): Promise<any> {
+    const { workload, accessToken } = await workloadWithToken(broker);
+    await createGrant(broker, { service_account_id: workload.accountId, secret: secretName });
+    return obtainCredential(broker, accessToken, { secret: secretName });
   }
 
   async function currentVersion(secretId: string): Promise<string> {
@@ -117,9 +136,92 @@ describe("rotation of Vault secrets", () => {
 
     expect(await latestRotation(secret.id)).toMatchObject({ status: "rolled_back", failed_step: "create" });
     expect((await latestRotation(secret.id)).error).toMatch(/someone else wrote .* after version 1 .*; nothing was overwritten/);
+    expect((await latestRotation(secret.id)).error).toContain(`\`secrets-broker secret resync ${secret.name}\``);
     expect(vault.standin.kv.currentVersion(path)).toBe(2);
     expect(vault.standin.kv.readData(path)!["password"]).toBe("written-by-someone-else");
     expect(await currentVersion(secret.id)).toBe("1");
+  });
+
+  describe("re-sync", () => {
+    function resync(secretId: string, token = broker.tokens.operator) {
+      return broker.request("POST", `/v1/secrets/${secretId}/resync`, { token, body: { reason: "written by the DBA" } });
+    }
+
+    async function versions(secretId: string): Promise<{ version: string; stage: string; fingerprint: string }[]> {
+      return (await broker.request("GET", `/v1/secrets/${secretId}/versions`, { token: broker.tokens.auditor })).json.items;
+    }
+
+    it("records Vault's latest version, then rotates", async () => {
+      const { secret, path } = await kvSecret();
+      vault.standin.kv.put(path, { username: "orders_app", password: "written-by-someone-else" });
+      expect(await rotate(secret.id)).toEqual(["rolled_back"]);
+
+      const resynced = await resync(secret.id);
+
+      expect(resynced.status, resynced.text).toBe(200);
+      expect(resynced.json).toMatchObject({ secret_id: secret.id, from_version: "1", to_version: "2", changed: true });
+      const matches = await broker.request("POST", "/v1/fingerprints", {
+        token: broker.tokens.operator,
+        body: { value: { username: "orders_app", password: "written-by-someone-else" } },
+      });
+      expect(matches.json.fingerprint).toBe(resynced.json.fingerprint);
+      expect(matches.json.matches).toEqual([{ secret_id: secret.id, name: secret.name, version: "2", stage: "current" }]);
+      expect((await versions(secret.id)).map(({ version, stage }) => [version, stage]).sort()).toEqual([
+        ["1", "previous"],
+        ["2", "current"],
+      ]);
+      const event = (await auditEvents(broker)).find((entry: any) => entry.action === "secret.resync" && entry.target === secret.id);
+      expect(event!.details).toMatchObject({ from_version: "1", to_version: "2", reason: "written by the DBA", fingerprint: resynced.json.fingerprint });
+
+      expect(await rotate(secret.id)).toEqual(["completed"]);
+      expect(await currentVersion(secret.id)).toBe("3");
+      expect(vault.standin.kv.readData(path, 3)!["password"]).not.toBe("written-by-someone-else");
+    });
+
+    it("without a change writes nothing", async () => {
+      const { secret } = await kvSecret();
+      const eventsBefore = (await auditEvents(broker)).length;
+
+      const resynced = await resync(secret.id);
+
+      expect(resynced.status, resynced.text).toBe(200);
+      expect(resynced.json).toEqual({ secret_id: secret.id, from_version: "1", to_version: "1", fingerprint: null, changed: false });
+      expect(await versions(secret.id)).toHaveLength(1);
+      expect(await auditEvents(broker)).toHaveLength(eventsBefore);
+    });
+
+    it("records a static role Vault rotated itself", async () => {
+      const secret = await staticRoleSecret("reports-app");
+      broker.clock.advance(1000);
+      await fetch(`${vault.standin.address}/v1/database/rotate-role/reports-app`, { method: "POST", headers: { "x-vault-token": vault.rootToken } });
+
+      const resynced = await resync(secret.id);
+
+      expect(resynced.status, resynced.text).toBe(200);
+      expect(resynced.json.changed).toBe(true);
+      expect(resynced.json.to_version).not.toBe(secret.current_version);
+      expect(await currentVersion(secret.id)).toBe(resynced.json.to_version);
+    });
+
+    it("refused while a rotation runs", async () => {
+      const { secret } = await kvSecret();
+      const started = await broker.request("POST", `/v1/secrets/${secret.id}/rotate`, { token: broker.tokens.operator });
+      expect(started.status, started.text).toBe(202);
+
+      const resynced = await resync(secret.id);
+
+      expectProblem(resynced, 409, "conflict");
+      expect(resynced.json.rotation_id).toBe(started.json.id);
+      expect(await runRotationTick(broker.deps, "test")).toMatchObject({ outcomes: ["completed"] });
+    });
+
+    it("refused for secrets without upstream versions", async () => {
+      const local = await createSecret(broker, { name: `vault/${uniqueName("local")}`, generate: { length: 32 } });
+
+      expectProblem(await resync(local.id), 409, "invalid_state");
+      expectProblem(await resync(local.id, broker.tokens.auditor), 403, "forbidden");
+      expectProblem(await resync("sec_000000000000000000000000"), 404, "not_found");
+    });
   });
 
   it("second secret on one KV path refused", async () => {
@@ -148,6 +250,25 @@ describe("rotation of Vault secrets", () => {
     expect(vault.standin.kv.currentVersion(path)).toBe(1);
   });
 
+  it("rotation without a generate policy names the PATCH", async () => {
+    const path = `prod/${uniqueName("no-policy")}`;
+    vault.standin.kv.put(path, { username: "orders_app", password: "first-password" });
+    const secret = await createSecret(broker, {
+      name: `vault/${uniqueName("no-policy")}`,
+      adapter: "vault",
+      kind: "static",
+      generate: undefined,
+      settings: vault.settings({ kv: { mount: "secret", path } }),
+    });
+
+    expect(await rotate(secret.id)).toEqual(["rolled_back"]);
+
+    const rotation = await latestRotation(secret.id);
+    expect(rotation).toMatchObject({ status: "rolled_back", failed_step: "create" });
+    expect(rotation.error).toContain(`has no generate policy, so a rotation cannot make a new value; set one that names the field holding the credential with PATCH /v1/secrets/${secret.id}`);
+    expect(vault.standin.kv.currentVersion(path)).toBe(1);
+  });
+
   it("failed test step restores the previous value", async () => {
     const { secret, path } = await kvSecret();
     const previous = vault.standin.kv.readData(path, 1);
@@ -166,6 +287,42 @@ describe("rotation of Vault secrets", () => {
     expect(vault.standin.kv.currentVersion(path)).toBe(3);
     expect(vault.standin.kv.readData(path, 3)).toEqual(previous);
     expect(await currentVersion(secret.id)).toBe("1");
+    const rotation = await latestRotation(secret.id);
+    expect(rotation.error).not.toContain("Rollback:");
+    const event = (await auditEvents(broker)).find((entry: any) => entry.action === "rotation.rollback" && entry.target === rotation.id);
+    expect(event!.details).toMatchObject({ restored: true, discard_error: null });
+
+    // Version 3 contains the current value again, so the next rotation writes on it.
+    expect(await rotate(secret.id)).toEqual(["completed"]);
+    expect(vault.standin.kv.currentVersion(path)).toBe(4);
+    expect(await currentVersion(secret.id)).toBe("4");
+  });
+
+  it("retried create adopts its own lost write", async () => {
+    const { secret, path } = await kvSecret();
+    vault.standin.loseReply = (call) => call.method === "POST" && call.path === `secret/data/${path}`;
+
+    expect(await rotate(secret.id)).toEqual(["retry_later"]);
+    vault.standin.loseReply = undefined;
+    expect(vault.standin.kv.currentVersion(path)).toBe(2);
+    broker.clock.advance(60_000);
+    expect((await runRotationTick(broker.deps, "test")).outcomes).toEqual(["completed"]);
+
+    expect(vault.standin.kv.currentVersion(path)).toBe(2);
+    expect(await currentVersion(secret.id)).toBe("2");
+    const rotation = await latestRotation(secret.id);
+    expect(rotation.steps.map((step: { step: string; outcome: string }) => `${step.step}:${step.outcome}`)).toEqual([
+      "create:failure",
+      "create:success",
+      "set:success",
+      "test:success",
+      "finish:success",
+    ]);
+    expect(vault.standin.callsTo(`secret/data/${path}`).filter((call) => call.method === "POST")).toHaveLength(2);
+    const issued = await obtainCredentialFor(secret.name);
+    expect(issued.version).toBe("2");
+    expect(issued.data).toEqual(vault.standin.kv.readData(path, 2));
+    expect(issued.data.password).not.toBe("first-password");
   });
 
   it("sealed Vault retries the create step later", async () => {
@@ -202,6 +359,37 @@ describe("rotation of Vault secrets", () => {
     expect(after.version).toBe(await currentVersion(secret.id));
     expect(after.version).not.toBe(before.version);
     expect(vault.standin.callsTo("database/rotate-role/orders-app")).toHaveLength(1);
+  });
+
+  it("static role rollback says the password stays", async () => {
+    const secret = await staticRoleSecret("billing-app");
+    broker.clock.advance(1000);
+    // Vault rotates the role again between the create step's read and the test step's.
+    vault.standin.afterCall = (call) => {
+      if (call.path === "database/static-creds/billing-app" && vault.standin.callsTo("database/rotate-role/billing-app").length === 1) {
+        vault.standin.afterCall = undefined;
+        broker.clock.advance(1000);
+        vault.standin.database.rotateStaticRole("billing-app");
+      }
+    };
+
+    expect(await rotate(secret.id)).toEqual(["rolled_back"]);
+
+    const rotation = await latestRotation(secret.id);
+    expect(rotation).toMatchObject({ status: "rolled_back", failed_step: "test" });
+    expect(rotation.error).toMatch(/was rotated again at .* after the pending rotation at .*; rotate again Rollback: Vault keeps no earlier password of .*database\/static-creds\/billing-app, so the previous password was not restored/);
+    expect(rotation.error).toContain(`\`secrets-broker secret resync ${secret.name}\``);
+    expect(rotation.steps.at(-1).error).not.toContain("Rollback:");
+    const event = (await auditEvents(broker)).find((entry: any) => entry.action === "rotation.rollback" && entry.target === rotation.id);
+    expect(event!.details).toMatchObject({ restored: false, discarded_version: rotation.to_version, current_version: secret.current_version });
+    expect(broker.logs.join("\n")).toContain("rotation rolled back, but the upstream keeps the pending value in use");
+
+    const resynced = await broker.request("POST", `/v1/secrets/${secret.id}/resync`, { token: broker.tokens.operator });
+    expect(resynced.status, resynced.text).toBe(200);
+    expect(await currentVersion(secret.id)).toBe(resynced.json.to_version);
+    const issued = await obtainCredentialFor(secret.name);
+    expect(issued.data.password).toBe(vault.standin.database.staticPassword("billing-app"));
+    expect(issued.version).toBe(resynced.json.to_version);
   });
 
   it("rotation logs and audit carry no values", async () => {

@@ -3,14 +3,16 @@ import { type Command, Option } from "commander";
 import { discoverVaultEstate } from "../../../adapters/vault/discovery.js";
 import { InvalidAdapterSettings } from "../../../adapters/errors.js";
 import { createVaultClient } from "../../../adapters/vault/vault-client.js";
-import { toAdapterError } from "../../../adapters/vault/vault-errors.js";
+import { toAdapterError, type VaultFixNames } from "../../../adapters/vault/vault-errors.js";
 import { parseVaultSettings, type VaultStaticSettings } from "../../../adapters/vault/vault-settings.js";
 import { BrokerClient } from "../broker-client.js";
 import { CliError, UsageError } from "../cli-error.js";
 import { printJson, printTable } from "../output.js";
 import { type PlannedSecret, planSecrets } from "../vault-discovery-plan.js";
 
-const PLAN_COLUMNS = ["name", "kind", "vault_path", "result"];
+const PLAN_COLUMNS = ["name", "kind", "vault_path", "generate_field", "result"];
+/** The broker's rule for a field name of a secret's value. */
+const FIELD_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
 /** Flags that set each adapter setting, to name in usage errors. */
 const SETTING_FLAGS: Record<string, string> = {
   "connection.address": "--address (or VAULT_ADDR)",
@@ -22,6 +24,13 @@ const SETTING_FLAGS: Record<string, string> = {
   "auth.token_secret": "--token-secret",
   auth: "--auth",
   "kv.mount": "--mount",
+};
+/** Names of what the operator sets to fix a failed listing: the CLI's flags and VAULT_TOKEN, not the settings they fill. */
+const LISTING_FIXES: VaultFixNames = {
+  address: "--address (or VAULT_ADDR)",
+  ca: "--ca-file (or VAULT_CACERT)",
+  token: "the token in VAULT_TOKEN",
+  mount: "--mount",
 };
 
 /** Adds `discover vault`: lists KV v2 paths and database roles in Vault and registers them in the broker. */
@@ -45,10 +54,14 @@ export function addDiscoverVaultCommand(discover: Command): void {
     .option("--role-id <id>", "AppRole role_id of the broker (with --auth approle)")
     .option("--secret-id-secret <name>", "local secret that stores the AppRole secret_id (with --auth approle)")
     .option("--token-secret <name>", "local secret that stores the broker's Vault token (with --auth token)")
+    .option("--generate-field <field>", "field of each KV secret that rotations replace with a generated 32-character value, such as password")
     .option("--apply", "register the secrets; without it, only print what would be registered")
     .option("--json", "print JSON")
     .action(async (options) => {
       const settings = await brokerSettings(options);
+      if (options.generateField !== undefined && !FIELD_NAME_PATTERN.test(options.generateField)) {
+        throw new UsageError("--generate-field: must be a field name: a letter or _, then up to 63 letters, digits, _, . or -");
+      }
       const token = process.env["VAULT_TOKEN"];
       if (!token) {
         throw new UsageError("VAULT_TOKEN is not set: export a Vault token that may list the KV metadata and the database roles");
@@ -61,6 +74,7 @@ export function addDiscoverVaultCommand(discover: Command): void {
         databaseMount: options.database ? options.databaseMount : undefined,
         connection: settings.connection,
         auth: settings.auth,
+        generateField: options.generateField,
       });
       const results = options.apply ? await register(plan.secrets, options.owner) : await dryRun(plan.secrets);
       report(plan.secrets, results, plan.warnings, Boolean(options.apply), Boolean(options.json));
@@ -103,7 +117,7 @@ async function discoverWithToken(settings: VaultStaticSettings, token: string, o
   try {
     return await discoverVaultEstate(client, request);
   } catch (error) {
-    const mapped = toAdapterError(error, { secretName: "discovery", location: `${settings.connection.address} ${request.kvMount}/metadata/${request.prefix}`, action: "list KV paths" });
+    const mapped = toAdapterError(error, { location: `${settings.connection.address} ${request.kvMount}/metadata/${request.prefix}`, action: "list KV paths", fixes: LISTING_FIXES });
     throw new CliError(mapped instanceof Error ? mapped.message : String(mapped));
   }
 }
@@ -114,14 +128,33 @@ async function register(secrets: PlannedSecret[], owner: string): Promise<string
   const results: string[] = [];
   for (const secret of secrets) {
     try {
-      const created = await client.json("POST", "/v1/secrets", { name: secret.name, adapter: "vault", kind: secret.kind, owner, settings: secret.settings });
+      const created = await client.json("POST", "/v1/secrets", { name: secret.name, adapter: "vault", kind: secret.kind, owner, settings: secret.settings, generate: secret.generate });
       results.push(`created ${created.id}`);
     } catch (error) {
       if (!(error instanceof CliError)) throw error;
-      results.push(error.problem?.["code"] === "conflict" ? "exists" : `failed: ${error.message}`);
+      results.push(error.problem?.["code"] === "conflict" ? "exists" : `failed: ${registrationFailure(error)}`);
     }
   }
   return results;
+}
+
+/**
+ * Returns the broker's refusal of one secret with the settings it names replaced by the
+ * flags that set them: each invalid setting, or the dotted setting names in its message.
+ */
+function registrationFailure(error: CliError): string {
+  const invalid = error.problem?.["invalid_params"];
+  if (!Array.isArray(invalid) || invalid.length === 0) {
+    return Object.entries(SETTING_FLAGS)
+      .filter(([setting]) => setting.includes("."))
+      .reduce((message, [setting, flag]) => message.replaceAll(setting, flag), error.message);
+  }
+  return invalid
+    .map((param: { name: string; reason: string }) => {
+      const setting = param.name.replace(/^settings\./, "");
+      return `${SETTING_FLAGS[setting] ?? param.name}: ${param.reason}`;
+    })
+    .join("; ");
 }
 
 /** Marks the names the broker already has as "exists", as --apply would report them. */
@@ -131,7 +164,13 @@ async function dryRun(secrets: PlannedSecret[]): Promise<string[]> {
 }
 
 function report(secrets: PlannedSecret[], results: string[], warnings: string[], applied: boolean, json: boolean): void {
-  const rows = secrets.map((secret, index) => ({ name: secret.name, kind: secret.kind, vault_path: secret.vault_path, result: results[index] }));
+  const rows = secrets.map((secret, index) => ({
+    name: secret.name,
+    kind: secret.kind,
+    vault_path: secret.vault_path,
+    generate_field: secret.generate?.field ?? null,
+    result: results[index],
+  }));
   if (json) {
     printJson({ applied, secrets: rows, warnings });
     return;

@@ -96,17 +96,23 @@ function addSecretSubcommands(secret: Command): void {
       return options.json ? printJson(schedule) : printFields(scheduleFields(schedule));
     });
 
+  addAuditedSecretCommand(secret, "resync", "record the version Vault holds now as the secret's current version, after a write outside the broker", "POST", "/resync");
+  addAuditedSecretCommand(secret, "delete", "delete a secret: revokes its grants and live leases", "DELETE", "");
+}
+
+/** Adds a command that sends `{"reason": ...}` to `/v1/secrets/{id}<suffix>` for one secret and prints the response. */
+function addAuditedSecretCommand(secret: Command, name: string, description: string, method: string, suffix: string): void {
   secret
-    .command("delete")
-    .description("delete a secret: revokes its grants and live leases")
+    .command(name)
+    .description(description)
     .argument("<secret>", "secret id (sec_...) or name")
     .option("--reason <text>", "why, for the audit log")
     .option("--json", "print JSON")
-    .action(async (secret: string, options) => {
+    .action(async (nameOrId: string, options) => {
       const client = BrokerClient.fromEnvironment();
-      const id = await resolveSecretId(client, secret);
-      const deleted = await client.json("DELETE", `/v1/secrets/${encodeURIComponent(id)}`, { reason: options.reason });
-      return options.json ? printJson(deleted) : printFields(deleted);
+      const id = await resolveSecretId(client, nameOrId);
+      const response = await client.json(method, `/v1/secrets/${encodeURIComponent(id)}${suffix}`, { reason: options.reason });
+      return options.json ? printJson(response) : printFields(response);
     });
 }
 

@@ -4,9 +4,11 @@ import { badRequest, type HandlerResult, noHandler, notFound, type StandinClock,
 
 /**
  * A database secrets engine at one mount, after https://developer.hashicorp.com/vault/api-docs/secret/databases:
- * GET creds/<role> makes a user with a lease; static-creds/<name> reads the current
- * password of a static role, without a lease; rotate-role/<name> sets a new one. Users
- * are made up, since there is no database behind the stand-in; tests check them here.
+ * GET creds/<role> makes a user with a lease; GET roles/<role> reads a role's definition
+ * ("Read role"; 404 with empty errors for an unknown role, as Vault returns for a read
+ * that finds nothing); static-creds/<name> reads the current password of a static role,
+ * without a lease; rotate-role/<name> sets a new one. Users are made up, since there is
+ * no database behind the stand-in; tests check them here.
  */
 export interface DynamicRole {
   defaultTtl: number;
@@ -49,8 +51,9 @@ export class DatabaseEngine {
     if (extra.length > 0) throw noHandler(request.path);
     if (operation === "creds" && name !== "" && request.method === "GET") return this.issue(name);
     if (operation === "static-creds" && name !== "" && request.method === "GET") return this.readStatic(name);
-    if (operation === "rotate-role" && name !== "" && (request.method === "POST" || request.method === "PUT")) return this.rotate(name);
+    if (operation === "rotate-role" && name !== "" && (request.method === "POST" || request.method === "PUT")) return this.rotateStaticRole(name);
     if (operation === "roles" && name === "" && request.method === "LIST") return listed([...this.roles.keys()]);
+    if (operation === "roles" && name !== "" && request.method === "GET") return this.readRole(name);
     if (operation === "static-roles" && name === "" && request.method === "LIST") return listed([...this.staticRoles.keys()]);
     throw noHandler(request.path);
   }
@@ -76,6 +79,24 @@ export class DatabaseEngine {
     };
   }
 
+  private readRole(name: string): HandlerResult {
+    const role = this.roles.get(name);
+    if (!role) {
+      throw notFound();
+    }
+    const data = {
+      db_name: "postgres",
+      creation_statements: ['CREATE ROLE "{{name}}" WITH LOGIN PASSWORD \'{{password}}\' VALID UNTIL \'{{expiration}}\';'],
+      revocation_statements: [],
+      rollback_statements: [],
+      renew_statements: [],
+      default_ttl: role.defaultTtl,
+      max_ttl: role.maxTtl,
+      credential_type: "password",
+    };
+    return { body: { data } };
+  }
+
   private readStatic(name: string): HandlerResult {
     const role = this.staticRoles.get(name);
     if (!role) {
@@ -91,7 +112,8 @@ export class DatabaseEngine {
     return { body: { lease_id: "", renewable: false, lease_duration: 0, data } };
   }
 
-  private rotate(name: string): HandlerResult {
+  /** Sets a new password for the static role, as POST rotate-role/<name> does and as Vault's own rotation_period would. */
+  rotateStaticRole(name: string): HandlerResult {
     const role = this.staticRoles.get(name);
     if (!role) {
       throw badRequest(`unknown role: ${name}`);

@@ -101,7 +101,11 @@ export class LeaseTable {
     return request.body["sync"] === true ? undefined : { status: 202 };
   }
 
-  /** PUT sys/leases/revoke-prefix/<prefix>: every lease whose id starts with the prefix; 204 with sync true, 202 without. */
+  /**
+   * POST sys/leases/revoke-prefix/<prefix>: every lease whose id starts with the prefix,
+   * with no body but the optional `sync`; 204 with sync true, 202 without. With
+   * `failRevocation`, nothing is revoked and the reply is 500, as when the backend fails.
+   */
   revokePrefix(prefix: string, request: StandinRequest): HandlerResult {
     this.revokeIds([...this.leases.keys()].filter((id) => id.startsWith(prefix)));
     return request.body["sync"] === true ? undefined : { status: 202 };

@@ -20,8 +20,9 @@ import { type StandinToken, TokenStore } from "./token-store.js";
  * node-vault client. It listens on 127.0.0.1 on an ephemeral port and serves one KV v2
  * mount, one database mount, sys/leases, token self-management and AppRole login, in
  * the namespace of the X-Vault-Namespace header. Switches: `sealed` (503 on every
- * path), `delayMs` (slow replies), `leases.failRevocation`, `tokens.refuseRenewal`,
- * `deny(prefix)` (403 on a path prefix) and `tokens.expire(id)`.
+ * path), `delayMs` (slow replies), `loseReply` (no reply after acting),
+ * `leases.failRevocation`, `tokens.refuseRenewal`, `deny(prefix)` (403 on a path
+ * prefix) and `tokens.expire(id)`.
  */
 export interface VaultStandinOptions {
   clock?: StandinClock;
@@ -46,6 +47,8 @@ export class VaultStandin {
   delayMs = 0;
   /** Runs after each request that succeeded, so that a test can change state between two of the client's requests. */
   afterCall: ((call: RecordedCall) => void) | undefined;
+  /** Decides after each request that succeeded whether its reply is lost: the connection closes unanswered, after Vault acted. */
+  loseReply: ((call: RecordedCall) => boolean) | undefined;
   private readonly deniedPrefixes = new Set<string>();
   private readonly namespaces: Set<string>;
   private server: Server | undefined;
@@ -100,6 +103,10 @@ export class VaultStandin {
       }
       result = this.route(request, headerOf(incoming, "x-vault-token"));
       this.afterCall?.(recorded);
+      if (this.loseReply?.(recorded)) {
+        response.socket?.destroy();
+        return;
+      }
     } catch (error) {
       result = replyOf(error);
     }
@@ -131,7 +138,8 @@ export class VaultStandin {
     if (path === "sys/leases/lookup") return this.leases.lookup(request);
     if (path === "sys/leases/renew") return this.leases.renew(request);
     if (path === "sys/leases/revoke") return this.leases.revoke(request);
-    if (path.startsWith(REVOKE_PREFIX)) {
+    if (path.startsWith(REVOKE_PREFIX) && (request.method === "POST" || request.method === "PUT")) {
+      // https://developer.hashicorp.com/vault/api-docs/system/leases#revoke-prefix: POST (PUT works too), needs sudo.
       if (!token.policies.includes("root") && !token.policies.includes("sudo")) throw permissionDenied();
       return this.leases.revokePrefix(path.slice(REVOKE_PREFIX.length), request);
     }
