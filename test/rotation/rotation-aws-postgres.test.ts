@@ -121,7 +121,7 @@ describe.skipIf(!TEST_POSTGRES_URL)("rotation of an AWS database secret", () => 
     ["the admin role itself", { role: "admin" }, "settings.database.role.name", "the admin role the broker logs in as"],
     ["value that is not JSON", { value: "plain-text" }, "settings.database", "is not a JSON object"],
     ["value without a password", { value: { password: undefined } }, "settings.database", "no string field password"],
-    ["password_secret naming nothing", { connection: { password_secret: "db/no-such-admin" } }, "settings.database.connection.password_secret", "names no local static secret"],
+    ["password_secret naming nothing", { connection: { password_secret: "db/no-such-admin" } }, "settings.database.connection.password_secret", "which does not exist"],
     ["password_field the secret lacks", { connection: { password_field: "no_such_field" } }, "settings.database.connection.password_field", "has no field no_such_field"],
   ])("registration rejects %s", async (_case, change: Record<string, any>, field, reason) => {
     const password = randomBytes(18).toString("base64url");
