@@ -43,6 +43,14 @@ export async function ensureUpstreamFree(deps: BrokerDeps, adapterName: string, 
  * registration checked it for duplicates.
  */
 export function ensureSameUpstream(deps: BrokerDeps, current: SecretRow, settings: Record<string, unknown>): void {
+  if (("database" in current.settings) !== ("database" in settings)) {
+    // The database block decides whether a rotation changes a login role's password, and
+    // registration checked that role: settings without it would rotate the value alone.
+    const change = "database" in settings ? "add a database block to" : "remove the database block from";
+    throw new ValidationFailed([
+      { name: "settings.database", reason: `cannot ${change} secret ${current.name}'s settings; send the whole settings object with its database block as stored, or register a new secret` },
+    ]);
+  }
   const adapter = deps.adapters.get(current.adapter);
   if (current.kind !== "static" || adapter.upstreamKey === undefined) {
     return;

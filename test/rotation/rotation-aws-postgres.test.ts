@@ -58,6 +58,18 @@ describe.skipIf(!TEST_POSTGRES_URL)("rotation of an AWS database secret", () => 
     return response.json.id;
   }
 
+  it("settings patch keeps the database block", async () => {
+    const { secret } = await databaseSecret("grace");
+    const { database: _database, ...withoutDatabase } = secret.settings;
+
+    const response = await broker.request("PATCH", `/v1/secrets/${secret.id}`, { token: broker.tokens.operator, body: { settings: withoutDatabase } });
+
+    expect(response.status, response.text).toBe(400);
+    expect(response.json.detail).toContain("settings.database");
+    const stored = await broker.request("GET", `/v1/secrets/${secret.id}`);
+    expect(stored.json.settings.database).toEqual(secret.settings.database);
+  });
+
   it("revoke policy: old password and lease end at finish", async () => {
     const { role, password, secret, accessToken, stored, firstVersion } = await databaseSecret("revoke");
     const old = await obtainCredential(broker, accessToken, { secret: secret.name });
