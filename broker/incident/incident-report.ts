@@ -21,7 +21,10 @@ export async function buildIncidentReport(db: Executor, query: IncidentQuery, no
   const matchedVersions = query.fingerprint ? await versionsWithFingerprint(db, query.fingerprint) : [];
   const { credentials, truncated } = await liveLeases(db, query, now);
   const secretIds = unique(credentials.map((lease) => lease.secret_id).concat(matchedVersions.map((version) => version.secret_id)));
-  const actions = actionsSince(credentials, await rotationsSince(db, secretIds, query.from));
+  // Without --from, steps count from the first exposure: earlier rotations mitigated nothing.
+  const windowStart = query.from ?? firstIssuedAt(credentials);
+  const rotationRows = await rotationsSince(db, secretIds, windowStart);
+  const actions = actionsSince(credentials, rotationRows);
   const affected = affectedRecords(credentials, matchedVersions);
 
   return {
@@ -38,8 +41,13 @@ export async function buildIncidentReport(db: Executor, query: IncidentQuery, no
     },
     actions_since: actions,
     nis2_article_23: article23(credentials, affected, actions, query),
-    ...containment(affected.secrets, actions),
+    ...containment(affected.secrets, rotationRows),
   };
+}
+
+function firstIssuedAt(credentials: LineageRecord[]): Date | undefined {
+  const first = credentials.map((lease) => lease.issued_at).sort()[0];
+  return first === undefined ? undefined : new Date(first);
 }
 
 async function versionsWithFingerprint(db: Executor, fingerprint: string): Promise<MatchedVersion[]> {
@@ -132,10 +140,17 @@ function article23(credentials: LineageRecord[], affected: IncidentReport["affec
   };
 }
 
-/** Lists the affected secrets without a compromise rotation since the window began, and the command that rotates each. */
-function containment(affectedSecrets: IncidentReport["affected"]["secrets"], actions: IncidentAction[]): Pick<IncidentReport, "secrets_to_rotate" | "next_steps"> {
-  const rotated = new Set(actions.filter((action) => action.action === "rotation.start" && action.detail.startsWith("compromise")).map((action) => action.target));
-  const toRotate = affectedSecrets.filter((secret) => !rotated.has(secret.id)).map((secret) => ({ id: secret.id, name: secret.name }));
+/**
+ * Lists the affected secrets that no compromise rotation has moved away from an exposed
+ * version yet, and the command that rotates each. A rotation that ended before the
+ * exposed version existed, or that was rolled back, does not count.
+ */
+function containment(affectedSecrets: IncidentReport["affected"]["secrets"], rotationRows: (typeof rotations.$inferSelect)[]): Pick<IncidentReport, "secrets_to_rotate" | "next_steps"> {
+  const contained = (secret: IncidentReport["affected"]["secrets"][number]) =>
+    rotationRows.some(
+      (row) => row.secretId === secret.id && row.trigger === "compromise" && row.status !== "rolled_back" && row.fromVersion !== null && secret.versions.includes(String(row.fromVersion)),
+    );
+  const toRotate = affectedSecrets.filter((secret) => !contained(secret)).map((secret) => ({ id: secret.id, name: secret.name }));
   return {
     secrets_to_rotate: toRotate,
     next_steps: toRotate.map((secret) => `secrets-broker rotate ${secret.name ?? secret.id} --compromise --reason "incident response" --wait`),

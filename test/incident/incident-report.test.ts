@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runRotationTick } from "../../broker/rotation/rotation-scheduler.js";
 import { expectProblem } from "../support/register-fixtures.js";
 import { startTestBroker, type TestBroker } from "../support/test-broker.js";
 import { issueToken } from "../tokens/oauth-fixtures.js";
@@ -104,6 +105,21 @@ describe("incident lookup", () => {
     expect(after.secrets_to_rotate).toEqual([]);
     expect(after.next_steps).toEqual([]);
     expect(after.nis2_article_23.mitigations_taken).toHaveLength(2);
+  });
+
+  it("proposes a rotation when the leaked version is current", async () => {
+    expect((await runRotationTick(broker.deps, "test")).outcomes).toEqual(["completed"]);
+    broker.clock.advance(MINUTE_MS);
+    const { workload, accessToken } = await workloadWithToken(broker);
+    await createGrant(broker, { service_account_id: workload.accountId, secret: leakedSecret.name, scopes: ["secrets:read"] });
+    const current = await obtainCredential(broker, accessToken, { secret: leakedSecret.name, ttl: 600 });
+    const lookup = await broker.request("POST", "/v1/fingerprints", { token: broker.tokens.operator, body: { value: current.data.value } });
+
+    const body = await report(`fingerprint=${lookup.json.fingerprint}`);
+
+    expect(body.matched_versions).toEqual([expect.objectContaining({ secret_id: leakedSecret.id, version: "2" })]);
+    expect(body.actions_since).toEqual([]);
+    expect(body.secrets_to_rotate).toEqual([{ id: leakedSecret.id, name: leakedSecret.name }]);
   });
 
   it("keeps the leaked value out of audit rows and reports", async () => {
