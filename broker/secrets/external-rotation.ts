@@ -33,7 +33,7 @@ export function toExternalRotation(upstream: UpstreamRotation | null, now: Date)
 export function rotatedUpstreamReason(external: ExternalRotation): string {
   return (
     `the upstream rotates this secret itself (${external.rotator}, schedule ${external.schedule ?? "none"}), so the broker does not rotate it; ` +
-    "rotate it upstream, or turn off the upstream rotation and refresh the mark with POST /v1/secrets/{id}/external-rotation/refresh"
+    "rotate it upstream, or turn off the upstream rotation and refresh the mark with secrets-broker secret rotation-schedule <name> --refresh (POST /v1/secrets/{id}/external-rotation/refresh)"
   );
 }
 
@@ -50,6 +50,7 @@ export async function recordExternalRotation(
   record: RecordAudit,
   row: SecretRow,
   upstream: UpstreamRotation | null,
+  reason: string | null = null,
 ): Promise<SecretView> {
   const now = deps.clock.now();
   const externalRotation = toExternalRotation(upstream, now);
@@ -63,7 +64,7 @@ export async function recordExternalRotation(
   record({
     action: "secret.external_rotation_refresh",
     target: row.id,
-    details: { name: row.name, rotator_before: row.externalRotation?.rotator ?? null, rotator_after: externalRotation?.rotator ?? null },
+    details: { name: row.name, rotator_before: row.externalRotation?.rotator ?? null, rotator_after: externalRotation?.rotator ?? null, reason },
   });
   return toSecretView(updated!);
 }

@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import type { BrokerDeps } from "../deps.js";
 import { NotFound } from "../errors.js";
-import { jsonResponse } from "../http/common-schemas.js";
+import { jsonBody, jsonResponse, Reason } from "../http/common-schemas.js";
 import { type BrokerApp, inAuditedTransaction, operatorRoute } from "../http/route-helpers.js";
 import { readUpstreamRotation, recordExternalRotation } from "./external-rotation.js";
 import { Secret, SecretIdParams } from "./secret-schemas.js";
@@ -80,7 +80,7 @@ export function registerExternalRotationRefreshRoute(app: BrokerApp, deps: Broke
       summary: "Read the upstream's own rotation again and set or clear the secret's external_rotation mark",
       description:
         "Clears the mark of a secret whose upstream rotation was turned off, so that the broker's rotation policy applies again, and marks a secret that the upstream now rotates. Audited as secret.external_rotation_refresh.",
-      request: { params: SecretIdParams },
+      request: { params: SecretIdParams, body: { ...jsonBody(Reason), required: false } },
       responses: { 200: jsonResponse(Secret, "The secret, with external_rotation as the upstream reports it now") },
     }),
     async (c) => {
@@ -89,8 +89,12 @@ export function registerExternalRotationRefreshRoute(app: BrokerApp, deps: Broke
       if (row.deletedAt) {
         throw new NotFound("secret", id);
       }
+      const { reason } = c.req.valid("json") ?? {};
       const upstream = await readUpstreamRotation(deps, row);
-      return c.json(await inAuditedTransaction(deps, c, async (tx, record) => recordExternalRotation(deps, tx, record, await findSecret(tx, id, true), upstream)), 200);
+      const refreshed = await inAuditedTransaction(deps, c, async (tx, record) =>
+        recordExternalRotation(deps, tx, record, await findSecret(tx, id, true), upstream, reason ?? null),
+      );
+      return c.json(refreshed, 200);
     },
   );
 }

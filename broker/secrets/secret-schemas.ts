@@ -45,12 +45,15 @@ export const GenerateSchema = z
   .openapi("GeneratePolicy");
 
 /** A value given by an operator: one string, kept as field `value`, or an object of string fields. */
-const ValueSchema = z.union([
-  z.string().min(1, "must not be empty").max(16 * 1024),
-  z
-    .record(FieldName, z.string().max(16 * 1024))
-    .refine((value) => Object.keys(value).length > 0 && Object.keys(value).length <= 64, "must have 1 to 64 fields"),
-]);
+const ValueSchema = z.union(
+  [
+    z.string().min(1, "must not be empty").max(16 * 1024),
+    z
+      .record(FieldName, z.string().max(16 * 1024))
+      .refine((value) => Object.keys(value).length > 0 && Object.keys(value).length <= 64, "must have 1 to 64 fields"),
+  ],
+  { message: 'must be a string of at most 16 KiB, or an object of 1 to 64 field names to strings, such as {"password": "..."}' },
+);
 
 export const RotationSchema = z
   .strictObject({

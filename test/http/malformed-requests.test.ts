@@ -241,6 +241,15 @@ const ROUTES: MutatingRoute[] = [
     malformedPath: { path: () => "/v1/secrets/payments%2Fapi-key/resync", field: "id" },
     unknownPath: () => `/v1/secrets/${UNKNOWN_SECRET}/resync`,
   },
+  {
+    route: "POST /v1/secrets/{id}/external-rotation/refresh",
+    path: (f) => `/v1/secrets/${f.secretId}/external-rotation/refresh`,
+    validBody: () => ({ reason: "AWS rotation turned off" }),
+    wrongType: { body: { reason: 42 }, field: "reason" },
+    limit: DEFAULT_BODY_LIMIT_BYTES,
+    malformedPath: { path: () => "/v1/secrets/payments%2Fapi-key/external-rotation/refresh", field: "id" },
+    unknownPath: () => `/v1/secrets/${UNKNOWN_SECRET}/external-rotation/refresh`,
+  },
   ...(["DELETE /v1/grants/{id}", "POST /v1/grants/{id}/revoke"] as const).map(
     (route): MutatingRoute => ({
       route,

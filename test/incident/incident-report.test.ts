@@ -122,6 +122,16 @@ describe("incident lookup", () => {
     expect(body.secrets_to_rotate).toEqual([{ id: leakedSecret.id, name: leakedSecret.name }]);
   });
 
+  it.each([
+    ["missing value", {}],
+    ["number value", { value: 12345 }],
+  ])("fingerprint rejects %s", async (_case, body) => {
+    const response = await broker.request("POST", "/v1/fingerprints", { token: broker.tokens.operator, body });
+
+    expect(response.status).toBe(400);
+    expect(response.json.detail).toContain("value: must be a string");
+  });
+
   it("keeps the leaked value out of audit rows and reports", async () => {
     const rows = await broker.query<{ details: unknown }>("select details from audit_events");
     const body = await report(`fingerprint=${fingerprint}`);
