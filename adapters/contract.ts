@@ -208,13 +208,21 @@ export interface SecretAdapter {
   describeRotation?(call: AdapterCall): Promise<UpstreamRotation>;
 
   /**
-   * Names the upstream secret that a static secret's settings point at, such as a Vault
-   * KV path or an AWS secret. The broker refuses a second broker secret for it, because
-   * two would each record their own versions of one upstream value and drift apart.
-   * Returns null when the settings name no such secret. Adapters that keep the value
-   * themselves leave it out.
+   * Names the upstream secret that a secret's settings point at, such as a Vault KV path,
+   * an AWS secret or a Vault database role. The broker refuses a second static secret for
+   * it, because two would each record their own versions of one upstream value and drift
+   * apart. A dynamic secret's upstream may be shared, unless `claimsUpstream` says that
+   * one secret claims it. A PATCH may not change it. Returns null when the settings name
+   * no such secret. Adapters that keep the value themselves leave it out.
    */
   upstreamKey?(settings: Record<string, unknown>): string | null;
+
+  /**
+   * Tells whether a dynamic secret's settings claim its upstream for this secret alone,
+   * such as a Vault role whose leases the broker revokes by prefix. The broker then
+   * refuses any other dynamic secret on the same `upstreamKey`.
+   */
+  claimsUpstream?(settings: Record<string, unknown>): boolean;
 
   /**
    * Returns the settings with their reference to the upstream secret in its canonical

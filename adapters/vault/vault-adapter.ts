@@ -23,7 +23,7 @@ import { renewVaultLease, requireOwnLease, revokeVaultLease, revokeVaultLeasePre
 import { VaultCredentialMissing } from "./vault-errors.js";
 import type { VaultTokenEvent } from "./vault-session.js";
 import { type PreparedVaultCall, VaultSessions } from "./vault-sessions.js";
-import { describeLocation, parseVaultSettings, type VaultDynamicSettings, type VaultStaticSettings } from "./vault-settings.js";
+import { describeLocation, parseVaultSettings, type VaultDynamicSettings, type VaultSettings, type VaultStaticSettings } from "./vault-settings.js";
 
 const ROTATION_UNSUPPORTED = "dynamic Vault secrets do not rotate; each lease gets its own database credential, so revoke leases to end credentials";
 
@@ -74,8 +74,13 @@ export class VaultAdapter implements SecretAdapter {
 
   /** Returns a static secret's KV path or static role, on its Vault server and namespace. */
   upstreamKey(settings: Record<string, unknown>): string | null {
-    const parsed = settings as unknown as VaultStaticSettings;
-    return parsed.kv || parsed.static_role ? describeLocation(parsed) : null;
+    const parsed = settings as unknown as VaultSettings;
+    return "database" in parsed || parsed.kv || parsed.static_role ? describeLocation(parsed) : null;
+  }
+
+  /** A dynamic secret with `database.dedicated_role` ends its role's leases by prefix, so no other secret may use that role. */
+  claimsUpstream(settings: Record<string, unknown>): boolean {
+    return (settings as unknown as VaultDynamicSettings).database?.dedicated_role === true;
   }
 
   /**

@@ -232,6 +232,7 @@ export async function updateSecret(
   const settings = input.settings === undefined ? undefined : deps.adapters.parseSettings(current.adapter, current.kind as SecretKind, input.settings);
   if (settings !== undefined) {
     ensureSameUpstream(deps, current, settings);
+    await ensureUpstreamFree(deps, current.adapter, current.kind as SecretKind, settings, { db: tx, exceptId: current.id });
     await ensureLocalSecretsExist(tx, settings);
   }
   const defaultTtl = input.default_ttl ?? current.defaultTtl;

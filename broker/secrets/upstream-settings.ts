@@ -1,6 +1,7 @@
 import { and, eq, isNull } from "drizzle-orm";
 import type { SecretKind } from "../../adapters/contract.js";
 import { secrets } from "../db/schema.js";
+import type { Executor } from "../db/database.js";
 import type { BrokerDeps } from "../deps.js";
 import { Conflict, ValidationFailed } from "../errors.js";
 import { localSecretReader } from "./local-secret-reader.js";
@@ -19,28 +20,46 @@ export async function resolveUpstreamSettings(deps: BrokerDeps, row: SecretRow):
   return deps.adapters.call(row.adapter, toSecretRef(row), "resolve_settings", localSecretReader(deps), (resolving, call) => resolving.resolveSettings!(call));
 }
 
-/** Refuses a second static secret for the upstream secret an existing one already points at. */
-export async function ensureUpstreamFree(deps: BrokerDeps, adapterName: string, kind: SecretKind, settings: Record<string, unknown>): Promise<void> {
+/**
+ * Refuses a second static secret for the upstream secret an existing one already points
+ * at, and a dynamic secret on an upstream that another dynamic secret claims alone (or
+ * that this one claims while others use it). `db` may be the caller's transaction.
+ */
+export async function ensureUpstreamFree(
+  deps: BrokerDeps,
+  adapterName: string,
+  kind: SecretKind,
+  settings: Record<string, unknown>,
+  options: { db?: Executor; exceptId?: string } = {},
+): Promise<void> {
   const adapter = deps.adapters.get(adapterName);
-  const key = kind === "static" ? (adapter.upstreamKey?.(settings) ?? null) : null;
+  const key = adapter.upstreamKey?.(settings) ?? null;
   if (key === null) {
     return;
   }
-  const others = await deps.db
+  const others = await (options.db ?? deps.db)
     .select({ id: secrets.id, name: secrets.name, settings: secrets.settings })
     .from(secrets)
-    .where(and(eq(secrets.adapter, adapterName), eq(secrets.kind, "static"), isNull(secrets.deletedAt)));
-  const same = others.find((other) => adapter.upstreamKey!(other.settings as Record<string, unknown>) === key);
-  if (same) {
+    .where(and(eq(secrets.adapter, adapterName), eq(secrets.kind, kind), isNull(secrets.deletedAt)));
+  const sharing = others.filter((other) => other.id !== options.exceptId && adapter.upstreamKey!(other.settings as Record<string, unknown>) === key);
+  if (kind === "static" && sharing[0]) {
+    const same = sharing[0];
     throw new Conflict(`secret '${same.name}' (${same.id}) already refers to ${key}; use that secret, or delete it first, so that one broker secret records that upstream's versions`);
+  }
+  const claims = (candidate: Record<string, unknown>) => adapter.claimsUpstream?.(candidate) ?? false;
+  const conflicting = claims(settings) ? sharing[0] : sharing.find((other) => claims(other.settings as Record<string, unknown>));
+  if (kind === "dynamic" && conflicting) {
+    throw new Conflict(
+      `secret '${conflicting.name}' (${conflicting.id}) also issues credentials from ${key}, and one of the two claims it alone (dedicated_role), ` +
+        "so deleting it would end the other's credentials upstream; use that secret, or turn dedicated_role off on both",
+    );
   }
 }
 
-
 /**
- * Rejects new settings of a static secret that point at another upstream secret than
- * the stored ones: the secret's versions were recorded from that upstream, and
- * registration checked it for duplicates.
+ * Rejects new settings that point at another upstream than the stored ones. A static
+ * secret's versions were recorded from that upstream, and a dynamic secret's leases were
+ * issued there and must be renewed and revoked there; registration checked it too.
  */
 export function ensureSameUpstream(deps: BrokerDeps, current: SecretRow, settings: Record<string, unknown>): void {
   if (("database" in current.settings) !== ("database" in settings)) {
@@ -52,7 +71,7 @@ export function ensureSameUpstream(deps: BrokerDeps, current: SecretRow, setting
     ]);
   }
   const adapter = deps.adapters.get(current.adapter);
-  if (current.kind !== "static" || adapter.upstreamKey === undefined) {
+  if (adapter.upstreamKey === undefined) {
     return;
   }
   const before = adapter.upstreamKey(current.settings);
@@ -61,7 +80,10 @@ export function ensureSameUpstream(deps: BrokerDeps, current: SecretRow, setting
     throw new ValidationFailed([
       {
         name: "settings",
-        reason: `refer to ${after ?? "no upstream secret"}, but secret ${current.name} records the versions of ${before}; keep that reference, or register a new secret for the other upstream`,
+        reason:
+          current.kind === "static"
+            ? `refer to ${after ?? "no upstream secret"}, but secret ${current.name} records the versions of ${before}; keep that reference, or register a new secret for the other upstream`
+            : `refer to ${after ?? "no upstream"}, but secret ${current.name}'s leases were issued from ${before} and are renewed and revoked there; keep that reference, or register a new secret for the other upstream`,
       },
     ]);
   }

@@ -172,6 +172,55 @@ describe("dynamic Vault credentials", () => {
       return vault.standin.callsTo("sys/leases/revoke").filter((call) => String(call.body["lease_id"]).startsWith(`database/creds/${role}/`)).length;
     }
 
+    /** Registers another dynamic secret on `role`, claiming it alone when `dedicated`. */
+    function secretOnRole(role: string, dedicated: boolean) {
+      const body = { name: `db/${uniqueName(role)}`, adapter: "vault", kind: "dynamic", owner: "team-reports", settings: vault.settings({ database: { role, dedicated_role: dedicated } }, "token") };
+      return broker.request("POST", "/v1/secrets", { token: broker.tokens.operator, body });
+    }
+
+    it.each([
+      ["a second secret on a dedicated role", true, false],
+      ["a dedicated secret on a shared role", false, true],
+    ])("refuses %s with 409", async (_case, firstDedicated, secondDedicated) => {
+      const { role } = await secretWithLeases(firstDedicated);
+      const before = await rowCount(broker, "secrets");
+
+      const response = await secretOnRole(role, secondDedicated);
+
+      expectProblem(response, 409, "conflict");
+      expect(response.json.detail).toContain("dedicated_role");
+      expect(await rowCount(broker, "secrets")).toBe(before);
+    });
+
+    it("allows two secrets on a shared role", async () => {
+      const { role } = await secretWithLeases(false);
+
+      const response = await secretOnRole(role, false);
+
+      expect(response.status, response.text).toBe(201);
+    });
+
+    it("refuses a patch claiming a shared role", async () => {
+      const { role } = await secretWithLeases(false);
+      const other = (await secretOnRole(role, false)).json;
+      const settings = { ...other.settings, database: { ...other.settings.database, dedicated_role: true } };
+
+      const response = await broker.request("PATCH", `/v1/secrets/${other.id}`, { token: broker.tokens.operator, body: { settings } });
+
+      expectProblem(response, 409, "conflict");
+    });
+
+    it("refuses a patch moving leases to another role", async () => {
+      const { secret } = await secretWithLeases(true);
+      const settings = { ...secret.settings, database: { ...secret.settings.database, role: "readonly" } };
+
+      const response = await broker.request("PATCH", `/v1/secrets/${secret.id}`, { token: broker.tokens.operator, body: { settings } });
+
+      expectProblem(response, 400, "validation_failed");
+      expect(invalidParamNames(response)).toEqual(["settings"]);
+      expect(response.json.detail).toContain("renewed and revoked there");
+    });
+
     it("dedicated role: one revoke-prefix ends every lease", async () => {
       const { secret, role, credentials } = await secretWithLeases(true);
 
