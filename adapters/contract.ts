@@ -211,8 +211,8 @@ export interface SecretAdapter {
    * Names the upstream secret that a secret's settings point at, such as a Vault KV path,
    * an AWS secret or a Vault database role. The broker refuses a second static secret for
    * it, because two would each record their own versions of one upstream value and drift
-   * apart. A dynamic secret's upstream may be shared, unless `claimsUpstream` says that
-   * one secret claims it. A PATCH may not change it. Returns null when the settings name
+   * apart. A dynamic secret's upstream may be shared, unless `claimsUpstream` returns
+   * true for one of the secrets on it. A PATCH may not change it. Returns null when the settings name
    * no such secret. Adapters that keep the value themselves leave it out.
    */
   upstreamKey?(settings: Record<string, unknown>): string | null;

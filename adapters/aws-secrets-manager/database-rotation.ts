@@ -38,7 +38,7 @@ export async function setDatabasePassword(pools: ConnectionPools, aws: AwsCall, 
 }
 
 /**
- * Gives the role of `retired` a random password that nobody keeps, so that its login
+ * Gives the role of `retired` a random password that is never stored, so that its login
  * stops working, unless `current` names the same role (the single-user case, where the
  * set step already replaced the password). Repeating it only draws another password.
  */
@@ -89,7 +89,7 @@ function database(aws: AwsCall): PostgresStaticSettings {
   return aws.settings.database;
 }
 
-/** The roles a value's username may name: `database.role.name`, and `clone_username` with alternating users. */
+/** Returns the roles a value's username may name: `database.role.name`, and `clone_username` with alternating users. */
 function rotatedRoles(aws: AwsCall): string[] {
   const roleName = database(aws).role.name;
   return isAlternating(aws) ? [roleName, aws.settings.clone_username!] : [roleName];

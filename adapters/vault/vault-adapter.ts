@@ -78,7 +78,7 @@ export class VaultAdapter implements SecretAdapter {
     return "database" in parsed || parsed.kv || parsed.static_role ? describeLocation(parsed) : null;
   }
 
-  /** A dynamic secret with `database.dedicated_role` ends its role's leases by prefix, so no other secret may use that role. */
+  /** Tells whether a dynamic secret sets `database.dedicated_role`: it ends its role's leases by prefix, so no other secret may use that role. */
   claimsUpstream(settings: Record<string, unknown>): boolean {
     return (settings as unknown as VaultDynamicSettings).database?.dedicated_role === true;
   }

@@ -149,7 +149,7 @@ export const brokerState = pgTable("broker_state", {
 
 /**
  * Audit events. A change inserts its event in its own transaction with `seq`, `prev_hash`
- * and `hash` unset; the chainer (broker/audit/audit-chainer.ts) links committed events
+ * and `hash` unset. The chainer (broker/audit/audit-chainer.ts) links committed events
  * shortly after, in `id` order, and sets those three columns once. A trigger rejects
  * every other update and every delete.
  */

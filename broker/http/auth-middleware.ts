@@ -69,7 +69,7 @@ export function requireRole(deps: BrokerDeps, required: Role): MiddlewareHandler
   };
 }
 
-/** What an audited transaction needs from the broker: it counts the events and wakes the chainer. */
+/** Builds the dependencies of an audited transaction, whose commit counts the events and wakes the chainer. */
 export function auditDeps(deps: Pick<BrokerDeps, "db" | "clock" | "metrics" | "auditChain">) {
   return {
     db: deps.db,

@@ -40,8 +40,8 @@ export function rotatedUpstreamReason(external: ExternalRotation): string {
 /**
  * Records on the secret what the upstream's rotation is now: marks it when the upstream
  * rotates it, and clears the mark when it no longer does. The broker's own schedule stops
- * while the mark is set and restarts from the secret's rotation policy when it is cleared;
- * an unchanged mark leaves the schedule alone.
+ * while the mark is set and restarts from the secret's rotation policy when it is cleared.
+ * An unchanged mark leaves the schedule alone.
  * Writes `secret.external_rotation_refresh` with the rotator before and after.
  */
 export async function recordExternalRotation(

@@ -57,9 +57,9 @@ export async function ensureUpstreamFree(
 }
 
 /**
- * Rejects new settings that point at another upstream than the stored ones. A static
- * secret's versions were recorded from that upstream, and a dynamic secret's leases were
- * issued there and must be renewed and revoked there; registration checked it too.
+ * Rejects new settings that point at another upstream than the stored ones, because a
+ * static secret's versions were recorded from that upstream and a dynamic secret's leases
+ * must be renewed and revoked where they were issued.
  */
 export function ensureSameUpstream(deps: BrokerDeps, current: SecretRow, settings: Record<string, unknown>): void {
   if (("database" in current.settings) !== ("database" in settings)) {

@@ -22,10 +22,10 @@ interface Side {
 const MAX_ATTEMPTS = 3;
 
 /**
- * Audit append benchmark: events per second of the audited writer (recordAuditEvents, one
- * event per transaction, linked into the hash chain by the chainer after commit; a run
- * ends once the chainer has linked every event) against plain INSERTs into a table of the
- * same shape, at each writer count, on PGlite and on PostgreSQL. After the runs it verifies
+ * Audit append benchmark: events per second of the audited writer against plain INSERTs
+ * into a table of the same shape, at each writer count, on PGlite and on PostgreSQL. The
+ * audited writer calls recordAuditEvents with one event per transaction, and the chainer
+ * links the events after commit. A run ends once the chainer has linked every event. After the runs it verifies
  * the chain, so a run also shows that concurrent appends keep it valid. Progress goes to
  * standard error, the result tables to standard output. Exits with 1 when the chain does
  * not verify or a run fails.
