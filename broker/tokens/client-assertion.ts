@@ -49,8 +49,9 @@ export async function authenticateClientAssertion(deps: ClientAssertionDeps, for
  * Checks a client's RFC 7523 assertion: allowed algorithm, a key registered on the
  * account, `iss` = `sub` = the account id, `aud` exactly the broker's issuer or token
  * endpoint, `exp` within five minutes of `iat`, and a well-formed `jti`. It does not
- * record the `jti`: the caller does that with `recordAssertionUse`, in the transaction
- * that acts on the request, so that a replay is rejected in the same commit.
+ * record the `jti`: the caller records it in the same commit as what it does for the
+ * request (`recordAssertionUse` in its transaction, or the token endpoint's `recordIssuance`),
+ * so that a replay is rejected and changes nothing.
  */
 export async function verifyClientAssertion(deps: ClientAssertionDeps, form: Map<string, string>): Promise<AuthenticatedClient> {
   const assertion = form.get("client_assertion");
@@ -220,6 +221,11 @@ export async function recordAssertionUse(db: Executor, use: AssertionUse): Promi
     .prepare("token_record_assertion_use")
     .execute();
   if (inserted.length === 0) {
-    throw new OAuthError("invalid_client", "client assertion jti was already used: sign a new assertion for each request", "replay");
+    throw assertionReplayed();
   }
+}
+
+/** The refusal of an assertion whose `jti` was already used (RFC 7523 section 3, item 7). */
+export function assertionReplayed(): OAuthError {
+  return new OAuthError("invalid_client", "client assertion jti was already used: sign a new assertion for each request", "replay");
 }

@@ -1,16 +1,14 @@
 import type { RequestContext } from "../audit/audit-types.js";
-import { auditedTransaction } from "../audit/audit-writer.js";
-import type { Tx } from "../db/database.js";
 import { auditDeps } from "../http/auth-middleware.js";
 import { newId } from "../db/ids.js";
-import { leases } from "../db/schema.js";
 import type { BrokerDeps } from "../deps.js";
 import type { ServiceAccountRow } from "../register/service-accounts-service.js";
 import { signAccessToken } from "./access-token.js";
 import { selectAudienceGrant } from "../grants/grant-selection.js";
 import { type GrantRow, grantStatus } from "../grants/grant-types.js";
-import { type AssertionUse, recordAssertionUse } from "./client-assertion.js";
+import { type AssertionUse, assertionReplayed } from "./client-assertion.js";
 import { OAuthError } from "./oauth-error.js";
+import { type IssuedLease, recordIssuance } from "./record-issuance.js";
 
 export const TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange";
 export const ACCESS_TOKEN_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token";
@@ -42,8 +40,8 @@ export interface TokenResponse {
 
 /**
  * Issues an access token on a new lease. The client assertion's `jti`, the lease row and
- * its audit event commit together before the token is returned. If any write fails, or
- * the `jti` was already used, no token leaves the broker.
+ * its audit event commit together, in one statement, before the token is returned. If any
+ * write fails, or the `jti` was already used, no token leaves the broker.
  */
 export async function issueAccessToken(
   deps: BrokerDeps & { keyRing: import("./signing-key-ring.js").SigningKeyRing },
@@ -73,80 +71,52 @@ export async function issueAccessToken(
     expiresAt,
   });
 
-  return auditedTransaction(
-    auditDeps(deps),
-    { ...context, actor: `service_account:${account.id}` },
-    async (tx, record) => {
-      const lease: LeaseInsert = {
-        id: leaseId,
-        kind: "access_token",
-        serviceAccountId: account.id,
-        applicationId: account.applicationId,
-        audience,
-        scopes,
-        tokenJti: signed.jti,
-        signingKid: signed.kid,
-        grantType: request.grantType,
-        clientKid: request.clientKid ?? null,
-        subjectIssuer: request.subjectIssuer ?? null,
-        subject: request.subject ?? null,
-        grantId: grant?.id ?? null,
-        issuedAt: now,
-        expiresAt,
-        maxExpiresAt,
-        sourceAddress: context.sourceAddress,
-        requestId: context.requestId,
-      };
-      await insertLease(tx, lease, request.assertionUse);
-      record({
-        action: "token.issue",
-        target: leaseId,
-        details: {
-          service_account_id: account.id,
-          grant_type: request.grantType,
-          audience,
-          scopes,
-          ttl,
-          jti: signed.jti,
-          client_kid: request.clientKid ?? null,
-          subject_issuer: request.subjectIssuer ?? null,
-          subject: request.subject ?? null,
-          grant_id: grant?.id ?? null,
-        },
-      });
-
-      const response: TokenResponse = {
-        access_token: signed.token,
-        token_type: "Bearer",
-        expires_in: ttl,
-        scope: scopes.join(" "),
-        lease_id: leaseId,
-      };
-      if (request.grantType === TOKEN_EXCHANGE_GRANT) {
-        response.issued_token_type = ACCESS_TOKEN_TOKEN_TYPE;
-      }
-      return response;
-    },
-  );
-}
-
-type LeaseInsert = typeof leases.$inferInsert;
-
-/**
- * Records the client assertion's `jti` and inserts the lease without waiting in between, so
- * that postgres.js sends both statements in one write and waits for one round trip. A replay
- * is raised once both have finished, and the transaction then rolls back with the lease.
- */
-async function insertLease(tx: Tx, lease: LeaseInsert, assertionUse: AssertionUse | undefined): Promise<void> {
-  const results = await Promise.allSettled([
-    assertionUse ? recordAssertionUse(tx, assertionUse) : undefined,
-    tx.insert(leases).values(lease).prepare("token_insert_lease").execute(),
-  ]);
-  for (const result of results) {
-    if (result.status === "rejected") {
-      throw result.reason;
-    }
+  const lease: IssuedLease = {
+    id: leaseId,
+    serviceAccountId: account.id,
+    applicationId: account.applicationId,
+    audience,
+    scopes,
+    tokenJti: signed.jti,
+    signingKid: signed.kid,
+    grantType: request.grantType,
+    clientKid: request.clientKid ?? null,
+    subjectIssuer: request.subjectIssuer ?? null,
+    subject: request.subject ?? null,
+    grantId: grant?.id ?? null,
+    issuedAt: now,
+    expiresAt,
+    maxExpiresAt,
+  };
+  const auditDetails = {
+    service_account_id: account.id,
+    grant_type: request.grantType,
+    audience,
+    scopes,
+    ttl,
+    jti: signed.jti,
+    client_kid: lease.clientKid,
+    subject_issuer: lease.subjectIssuer,
+    subject: lease.subject,
+    grant_id: lease.grantId,
+  };
+  const actorContext = { ...context, actor: `service_account:${account.id}` };
+  if (!(await recordIssuance(deps.db, actorContext, lease, request.assertionUse, auditDetails))) {
+    throw assertionReplayed();
   }
+  auditDeps(deps).onAppended(1);
+
+  const response: TokenResponse = {
+    access_token: signed.token,
+    token_type: "Bearer",
+    expires_in: ttl,
+    scope: scopes.join(" "),
+    lease_id: leaseId,
+  };
+  if (request.grantType === TOKEN_EXCHANGE_GRANT) {
+    response.issued_token_type = ACCESS_TOKEN_TOKEN_TYPE;
+  }
+  return response;
 }
 
 /**

@@ -1,0 +1,100 @@
+import type { RequestContext } from "../audit/audit-types.js";
+import type { Db } from "../db/database.js";
+import { type RawParameter, type RawStatement, rawStatement } from "../db/raw-statement.js";
+import type { AssertionUse } from "./client-assertion.js";
+
+/** The access-token lease as the token endpoint records it. */
+export interface IssuedLease {
+  id: string;
+  serviceAccountId: string;
+  applicationId: string;
+  audience: string;
+  scopes: string[];
+  tokenJti: string;
+  signingKid: string;
+  grantType: string;
+  clientKid: string | null;
+  subjectIssuer: string | null;
+  subject: string | null;
+  grantId: string | null;
+  issuedAt: Date;
+  expiresAt: Date;
+  maxExpiresAt: Date;
+}
+
+/**
+ * One statement, so one round trip and one commit per token: it records the client
+ * assertion's `jti` (when there is one), inserts the lease only if that `jti` was new, and
+ * appends the `token.issue` audit event (unchained, see audit-chainer.ts) only if the lease
+ * was inserted. A `jti` already used, on any replica, inserts nothing; a concurrent use of
+ * the same `jti` waits for the first statement and then inserts nothing. Any error (an
+ * account deleted meanwhile, a full disk) rolls back all three inserts.
+ */
+const RECORD_ISSUANCE_SQL = `
+with used as (
+  insert into used_assertions (issuer, jti, expires_at)
+  select $1::text, $2::text, $3::timestamptz where $1::text is not null
+  on conflict do nothing
+  returning 1
+), lease as (
+  insert into leases (id, kind, service_account_id, application_id, audience, scopes, token_jti, signing_kid,
+    grant_type, client_kid, subject_issuer, subject, grant_id, issued_at, expires_at, max_expires_at,
+    source_address, request_id)
+  select $4::text, 'access_token', $5::text, $6::text, $7::text, $8::text[], $9::text, $10::text,
+    $11::text, $12::text, $13::text, $14::text, $15::text, $16::timestamptz, $17::timestamptz, $18::timestamptz,
+    $19::text, $20::text
+  where $1::text is null or exists (select 1 from used)
+  returning id
+), audit as (
+  insert into audit_events (occurred_at, actor, action, target, outcome, request_id, source_address, details)
+  select $16::timestamptz, $21::text, 'token.issue', lease.id, 'success', $20::text, $19::text, $22::jsonb
+  from lease
+  returning 1
+)
+select (select count(*) from lease)::int as issued`;
+
+const statements = new WeakMap<Db, RawStatement<{ issued: number }>>();
+
+/**
+ * Records an issued token: the assertion's `jti`, the lease and its audit event, atomically.
+ * Returns false when the `jti` was already used, in which case nothing was written.
+ */
+export async function recordIssuance(
+  db: Db,
+  context: RequestContext,
+  lease: IssuedLease,
+  assertionUse: AssertionUse | undefined,
+  auditDetails: Record<string, unknown>,
+): Promise<boolean> {
+  let statement = statements.get(db);
+  if (!statement) {
+    statement = rawStatement(db, RECORD_ISSUANCE_SQL);
+    statements.set(db, statement);
+  }
+  const params: RawParameter[] = [
+    assertionUse?.issuer ?? null,
+    assertionUse?.jti ?? null,
+    assertionUse?.expiresAt.toISOString() ?? null,
+    lease.id,
+    lease.serviceAccountId,
+    lease.applicationId,
+    lease.audience,
+    lease.scopes,
+    lease.tokenJti,
+    lease.signingKid,
+    lease.grantType,
+    lease.clientKid,
+    lease.subjectIssuer,
+    lease.subject,
+    lease.grantId,
+    lease.issuedAt.toISOString(),
+    lease.expiresAt.toISOString(),
+    lease.maxExpiresAt.toISOString(),
+    context.sourceAddress,
+    context.requestId,
+    context.actor,
+    JSON.stringify(auditDetails),
+  ];
+  const [row] = await statement(params);
+  return row?.issued === 1;
+}
