@@ -59,6 +59,12 @@ export const serviceAccounts = pgTable(
     supplier: jsonb("supplier").$type<SupplierBlock>(),
     createdAt: timestamptz("created_at").notNull(),
     updatedAt: timestamptz("updated_at").notNull(),
+    /**
+     * Raised by one on every update of the row, by a trigger (migration 0009). The token
+     * endpoint's issuance statement compares it with the revision it checked the request
+     * against (broker/tokens/account-snapshot.ts).
+     */
+    revision: bigint("revision", { mode: "number" }).notNull().default(1),
   },
   (table) => [
     index("service_accounts_application_idx").on(table.applicationId),

@@ -1,11 +1,10 @@
-import { eq, sql } from "drizzle-orm";
 import { jwtVerify } from "jose";
 import type { BrokerConfig } from "../config/config.js";
 import type { Clock } from "../config/clock.js";
 import type { Db, Executor } from "../db/database.js";
-import { usedAssertions, workloadKeys } from "../db/schema.js";
+import { usedAssertions } from "../db/schema.js";
 import type { ServiceAccountRow } from "../register/service-accounts-service.js";
-import { serviceAccounts } from "../db/schema.js";
+import { type AccountVersion, cachedAccountSnapshot, readAccountSnapshot, type WorkloadKeyRow } from "./account-snapshot.js";
 import { decodeIncomingJwt, describeVerificationError } from "./jwt-rules.js";
 import { OAuthError, type OAuthErrorCode } from "./oauth-error.js";
 import { WorkloadKeyCache } from "./workload-key-cache.js";
@@ -31,6 +30,8 @@ export interface AuthenticatedClient {
   kid: string;
   /** The assertion's `jti`, which the caller must record (see `recordAssertionUse`) before it acts on the request. */
   assertionUse: AssertionUse;
+  /** The account and key set the assertion was checked against. */
+  accountVersion: AccountVersion;
 }
 
 type ClientAssertionDeps = { db: Db; clock: Clock; config: BrokerConfig };
@@ -45,6 +46,15 @@ export async function authenticateClientAssertion(deps: ClientAssertionDeps, for
   return client;
 }
 
+export interface VerifyOptions {
+  /**
+   * Use this process's snapshot of the account and its keys. Only for a caller whose write
+   * checks `accountVersion` in the same statement (the token endpoint), because the snapshot
+   * may be stale.
+   */
+  cachedAccount?: boolean;
+}
+
 /**
  * Checks a client's RFC 7523 assertion: allowed algorithm, a key registered on the
  * account, `iss` = `sub` = the account id, `aud` exactly the broker's issuer or token
@@ -53,7 +63,11 @@ export async function authenticateClientAssertion(deps: ClientAssertionDeps, for
  * request (`recordAssertionUse` in its transaction, or the token endpoint's `recordIssuance`),
  * so that a replay is rejected and changes nothing.
  */
-export async function verifyClientAssertion(deps: ClientAssertionDeps, form: Map<string, string>): Promise<AuthenticatedClient> {
+export async function verifyClientAssertion(
+  deps: ClientAssertionDeps,
+  form: Map<string, string>,
+  options: VerifyOptions = {},
+): Promise<AuthenticatedClient> {
   const assertion = form.get("client_assertion");
   const type = form.get("client_assertion_type");
   if (!assertion || !type) {
@@ -79,9 +93,12 @@ export async function verifyClientAssertion(deps: ClientAssertionDeps, form: Map
     throw new OAuthError("invalid_client", "client_id does not match the client assertion sub", "client_id");
   }
 
-  const { account, keys } = await findAccountWithKeys(deps.db, payload.sub);
-  const key = selectKey(keys, header.kid, header.alg!);
   const now = deps.clock.now();
+  const snapshot = options.cachedAccount
+    ? await cachedAccountSnapshot(deps.db, payload.sub, now.getTime())
+    : await readAccountSnapshot(deps.db, payload.sub);
+  const { account, keys } = snapshot;
+  const key = selectKey(keys, header.kid, header.alg!);
   try {
     await jwtVerify(assertion, await workloadKeyCache.verificationKey(key, header.alg!), {
       algorithms: [header.alg!],
@@ -100,37 +117,7 @@ export async function verifyClientAssertion(deps: ClientAssertionDeps, form: Map
   checkAccountUsable(account, now);
   const jti = checkJti(payload.jti);
   const assertionUse = { issuer: account.id, jti, expiresAt: new Date((payload.exp! + deps.config.clockSkew) * 1000) };
-  return { account, kid: key.kid, assertionUse };
-}
-
-type WorkloadKeyRow = typeof workloadKeys.$inferSelect;
-
-/** The account-and-keys query, prepared once per database handle (a named statement on each PostgreSQL connection). */
-const accountWithKeysQueries = new WeakMap<Db, ReturnType<typeof prepareAccountWithKeys>>();
-
-function prepareAccountWithKeys(db: Db) {
-  return db
-    .select({ account: serviceAccounts, key: workloadKeys })
-    .from(serviceAccounts)
-    .leftJoin(workloadKeys, eq(workloadKeys.serviceAccountId, serviceAccounts.id))
-    .where(eq(serviceAccounts.id, sql.placeholder("id")))
-    .prepare("token_account_with_keys");
-}
-
-/** Reads the account and its registered keys in one query. */
-async function findAccountWithKeys(db: Db, id: string): Promise<{ account: ServiceAccountRow; keys: WorkloadKeyRow[] }> {
-  let query = accountWithKeysQueries.get(db);
-  if (!query) {
-    query = prepareAccountWithKeys(db);
-    accountWithKeysQueries.set(db, query);
-  }
-
-  const rows = await query.execute({ id });
-  if (rows.length === 0) {
-    throw new OAuthError("invalid_client", "client assertion sub is not a registered service account", "unknown_client");
-  }
-  const keys = rows.flatMap((row) => (row.key ? [row.key] : []));
-  return { account: rows[0]!.account, keys };
+  return { account, kid: key.kid, assertionUse, accountVersion: snapshot.version };
 }
 
 function selectKey(keys: WorkloadKeyRow[], kid: string | undefined, alg: string): WorkloadKeyRow {

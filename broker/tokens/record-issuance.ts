@@ -1,6 +1,7 @@
 import type { RequestContext } from "../audit/audit-types.js";
 import type { Db } from "../db/database.js";
 import { type RawParameter, type RawStatement, rawStatement } from "../db/raw-statement.js";
+import { type AccountVersion, keySetVersionSql } from "./account-snapshot.js";
 import type { AssertionUse } from "./client-assertion.js";
 
 /** The access-token lease as the token endpoint records it. */
@@ -23,26 +24,39 @@ export interface IssuedLease {
 }
 
 /**
- * One statement, so one round trip and one commit per token: it records the client
- * assertion's `jti` (when there is one), inserts the lease only if that `jti` was new, and
- * appends the `token.issue` audit event (unchained, see audit-chainer.ts) only if the lease
- * was inserted. A `jti` already used, on any replica, inserts nothing; a concurrent use of
- * the same `jti` waits for the first statement and then inserts nothing. Any error (an
- * account deleted meanwhile, a full disk) rolls back all three inserts.
+ * One statement, so one round trip and one commit per token. It first checks, under a share
+ * lock on the account row, that the account is still active, unexpired and as the caller
+ * read it (its `revision`, and its set of keys when a key was used), because the caller may
+ * have used a cached snapshot. Then it records the client assertion's `jti` (when there is
+ * one), inserts the lease only if that `jti` was new, and appends the `token.issue` audit
+ * event (unchained, see audit-chainer.ts) only with the lease.
+ *
+ * The share lock makes a concurrent suspension or key change wait for this statement, or
+ * this statement wait for it and then see the new row: a lease is never inserted for an
+ * account whose suspension (which revokes live leases) committed first. A `jti` already used,
+ * on any replica, inserts nothing; a concurrent use of the same `jti` waits for the first
+ * statement and then inserts nothing. Any error rolls back all three inserts.
  */
 const RECORD_ISSUANCE_SQL = `
-with used as (
+with account as (
+  select sa.id from service_accounts sa
+  where sa.id = $5::text and sa.status = 'active' and sa.expires_at > $16::timestamptz
+    and ($23::bigint is null or sa.revision = $23::bigint)
+    and ($24::text is null or $24::text = ${keySetVersionSql("sa.id")})
+  for share
+), used as (
   insert into used_assertions (issuer, jti, expires_at)
-  select $1::text, $2::text, $3::timestamptz where $1::text is not null
+  select $1::text, $2::text, $3::timestamptz from account where $1::text is not null
   on conflict do nothing
   returning 1
 ), lease as (
   insert into leases (id, kind, service_account_id, application_id, audience, scopes, token_jti, signing_kid,
     grant_type, client_kid, subject_issuer, subject, grant_id, issued_at, expires_at, max_expires_at,
     source_address, request_id)
-  select $4::text, 'access_token', $5::text, $6::text, $7::text, $8::text[], $9::text, $10::text,
+  select $4::text, 'access_token', account.id, $6::text, $7::text, $8::text[], $9::text, $10::text,
     $11::text, $12::text, $13::text, $14::text, $15::text, $16::timestamptz, $17::timestamptz, $18::timestamptz,
     $19::text, $20::text
+  from account
   where $1::text is null or exists (select 1 from used)
   returning id
 ), audit as (
@@ -51,21 +65,22 @@ with used as (
   from lease
   returning 1
 )
-select (select count(*) from lease)::int as issued`;
+select (select count(*) from account)::int as current, (select count(*) from lease)::int as issued`;
 
-const statements = new WeakMap<Db, RawStatement<{ issued: number }>>();
+/** What recording an issuance did: `issued`, nothing because the `jti` was used (`replayed`), or nothing because the account changed (`stale`). */
+export type IssuanceOutcome = "issued" | "replayed" | "stale";
 
-/**
- * Records an issued token: the assertion's `jti`, the lease and its audit event, atomically.
- * Returns false when the `jti` was already used, in which case nothing was written.
- */
+const statements = new WeakMap<Db, RawStatement<{ current: number; issued: number }>>();
+
+/** Records an issued token: the assertion's `jti`, the lease and its audit event, atomically. */
 export async function recordIssuance(
   db: Db,
   context: RequestContext,
   lease: IssuedLease,
   assertionUse: AssertionUse | undefined,
+  accountVersion: AccountVersion | undefined,
   auditDetails: Record<string, unknown>,
-): Promise<boolean> {
+): Promise<IssuanceOutcome> {
   let statement = statements.get(db);
   if (!statement) {
     statement = rawStatement(db, RECORD_ISSUANCE_SQL);
@@ -94,7 +109,12 @@ export async function recordIssuance(
     context.requestId,
     context.actor,
     JSON.stringify(auditDetails),
+    accountVersion?.revision ?? null,
+    accountVersion?.keySet ?? null,
   ];
   const [row] = await statement(params);
-  return row?.issued === 1;
+  if (row?.current !== 1) {
+    return "stale";
+  }
+  return row.issued === 1 ? "issued" : "replayed";
 }

@@ -3,14 +3,18 @@ import { recordAuditEvents } from "../audit/audit-writer.js";
 import type { BrokerDeps } from "../deps.js";
 import { auditDeps } from "../http/auth-middleware.js";
 import { loggableError } from "../logging/logger.js";
+import type { RequestContext } from "../audit/audit-types.js";
 import { type AppEnv, requestContext } from "../http/request-context.js";
 import type { BrokerApp } from "../http/route-helpers.js";
 import { checkAccountUsable, verifyClientAssertion } from "./client-assertion.js";
 import { OAuthError, oauthErrorResponse, parseOAuthForm, requireParam } from "./oauth-error.js";
 import { JWT_SUBJECT_TOKEN_TYPES, verifySubjectToken } from "./subject-token.js";
-import { issueAccessToken, TOKEN_EXCHANGE_GRANT, type TokenRequest } from "./token-service.js";
+import { forgetAccountSnapshot } from "./account-snapshot.js";
+import { AccountChanged, issueAccessToken, TOKEN_EXCHANGE_GRANT, type TokenRequest, type TokenResponse } from "./token-service.js";
 
 const TTL_PATTERN = /^[1-9]\d{0,6}$/;
+/** Tries at issuing while the account keeps changing under the request, before failing. */
+const ISSUE_ATTEMPTS = 3;
 
 /** `POST /v1/token`: the OAuth 2.0 token endpoint (RFC 6749 section 3.2). */
 export function registerTokenRoutes(app: BrokerApp, deps: BrokerDeps): void {
@@ -18,8 +22,7 @@ export function registerTokenRoutes(app: BrokerApp, deps: BrokerDeps): void {
     try {
       const form = await parseOAuthForm(c);
       const grantType = requireParam(form, "grant_type");
-      const request = await identify(deps, form, grantType);
-      const response = await issueAccessToken(deps, requestContext(c), request);
+      const response = await identifyAndIssue(deps, requestContext(c), form, grantType);
       return c.json(response, 200, { "Cache-Control": "no-store", Pragma: "no-cache" });
     } catch (error) {
       return refuse(deps, c, error, "token.issue");
@@ -27,7 +30,26 @@ export function registerTokenRoutes(app: BrokerApp, deps: BrokerDeps): void {
   });
 }
 
-async function identify(deps: BrokerDeps, form: Map<string, string>, grantType: string): Promise<TokenRequest> {
+/**
+ * Checks the request and issues the token. The first attempt may check a client against this
+ * process's cached account snapshot; if the account changed meanwhile, the issuance writes
+ * nothing and the request is checked again against a fresh read.
+ */
+async function identifyAndIssue(deps: BrokerDeps, context: RequestContext, form: Map<string, string>, grantType: string): Promise<TokenResponse> {
+  for (let attempt = 1; ; attempt++) {
+    const request = await identify(deps, form, grantType, attempt === 1);
+    try {
+      return await issueAccessToken(deps, context, request);
+    } catch (error) {
+      if (!(error instanceof AccountChanged) || attempt === ISSUE_ATTEMPTS) {
+        throw error;
+      }
+      forgetAccountSnapshot(deps.db, error.serviceAccountId);
+    }
+  }
+}
+
+async function identify(deps: BrokerDeps, form: Map<string, string>, grantType: string, cachedAccount: boolean): Promise<TokenRequest> {
   const common = {
     audience: requestedAudience(form),
     scope: form.get("scope"),
@@ -35,8 +57,15 @@ async function identify(deps: BrokerDeps, form: Map<string, string>, grantType: 
   };
 
   if (grantType === "client_credentials") {
-    const client = await verifyClientAssertion(deps, form);
-    return { ...common, account: client.account, grantType, clientKid: client.kid, assertionUse: client.assertionUse };
+    const client = await verifyClientAssertion(deps, form, { cachedAccount });
+    return {
+      ...common,
+      account: client.account,
+      grantType,
+      clientKid: client.kid,
+      assertionUse: client.assertionUse,
+      accountVersion: client.accountVersion,
+    };
   }
 
   if (grantType === TOKEN_EXCHANGE_GRANT) {
@@ -51,7 +80,14 @@ async function identify(deps: BrokerDeps, form: Map<string, string>, grantType: 
     }
     const identity = await verifySubjectToken(deps, subjectToken);
     checkAccountUsable(identity.account, deps.clock.now(), "invalid_request");
-    return { ...common, account: identity.account, grantType, subjectIssuer: identity.issuer, subject: identity.subject };
+    return {
+      ...common,
+      account: identity.account,
+      grantType,
+      subjectIssuer: identity.issuer,
+      subject: identity.subject,
+      accountVersion: { revision: identity.account.revision, keySet: null },
+    };
   }
 
   throw new OAuthError(

@@ -6,6 +6,7 @@ import type { ServiceAccountRow } from "../register/service-accounts-service.js"
 import { signAccessToken } from "./access-token.js";
 import { selectAudienceGrant } from "../grants/grant-selection.js";
 import { type GrantRow, grantStatus } from "../grants/grant-types.js";
+import type { AccountVersion } from "./account-snapshot.js";
 import { type AssertionUse, assertionReplayed } from "./client-assertion.js";
 import { OAuthError } from "./oauth-error.js";
 import { type IssuedLease, recordIssuance } from "./record-issuance.js";
@@ -22,10 +23,24 @@ export interface TokenRequest {
   /** Requested TTL in seconds, if any. */
   ttl: number | undefined;
   clientKid?: string;
-  /** The client assertion's `jti`, recorded in the issuing transaction so that a replay issues nothing. */
+  /** The client assertion's `jti`, recorded with the lease so that a replay issues nothing. */
   assertionUse?: AssertionUse;
+  /** The account and key set the request was checked against; the lease is recorded only if they are unchanged. */
+  accountVersion?: AccountVersion;
   subjectIssuer?: string;
   subject?: string;
+}
+
+/**
+ * The account changed, was suspended or lost the key between the checks and the write, so
+ * nothing was written. The token endpoint checks the request again on a fresh read.
+ */
+export class AccountChanged extends Error {
+  override name = "AccountChanged";
+
+  constructor(readonly serviceAccountId: string) {
+    super(`service account ${serviceAccountId} changed while a token was being issued`);
+  }
 }
 
 /** RFC 6749 section 5.1 token response, plus the broker's lease id. */
@@ -101,7 +116,11 @@ export async function issueAccessToken(
     grant_id: lease.grantId,
   };
   const actorContext = { ...context, actor: `service_account:${account.id}` };
-  if (!(await recordIssuance(deps.db, actorContext, lease, request.assertionUse, auditDetails))) {
+  const outcome = await recordIssuance(deps.db, actorContext, lease, request.assertionUse, request.accountVersion, auditDetails);
+  if (outcome === "stale") {
+    throw new AccountChanged(account.id);
+  }
+  if (outcome === "replayed") {
     throw assertionReplayed();
   }
   auditDeps(deps).onAppended(1);

@@ -5,9 +5,9 @@ import { issueAccessToken } from "../../../broker/tokens/token-service.js";
 
 /** Time per stage of one in-process issuance, in milliseconds. */
 export interface StageTimes {
-  /** verifyClientAssertion: read the account and its keys, verify the assertion with the cached key. */
+  /** verifyClientAssertion: take the account and its keys from the process's snapshot cache, verify the assertion with the cached key. */
   authenticate: number[];
-  /** issueAccessToken: sign the token, then record the jti, insert the lease and append the audit event in one transaction. */
+  /** issueAccessToken: sign the token, then check the account's revision, record the jti, insert the lease and append the audit event in one statement. */
   issue: number[];
 }
 
@@ -25,13 +25,22 @@ export function createBrokerPathIssuer(deps: BrokerDeps, stages: StageTimes): (a
       ["client_assertion", assertion],
     ]);
     const started = performance.now();
-    const client = await verifyClientAssertion(deps, form);
+    const client = await verifyClientAssertion(deps, form, { cachedAccount: true });
     const authenticated = performance.now();
 
     await issueAccessToken(
       deps,
       { actor: "anonymous", role: null, requestId: randomUUID(), sourceAddress: "127.0.0.1" },
-      { account: client.account, grantType: "client_credentials", audience: undefined, scope: undefined, ttl: undefined, clientKid: client.kid, assertionUse: client.assertionUse },
+      {
+        account: client.account,
+        grantType: "client_credentials",
+        audience: undefined,
+        scope: undefined,
+        ttl: undefined,
+        clientKid: client.kid,
+        assertionUse: client.assertionUse,
+        accountVersion: client.accountVersion,
+      },
     );
     const issued = performance.now();
 
