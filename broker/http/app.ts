@@ -1,5 +1,5 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
-import type { Context } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
@@ -9,6 +9,7 @@ import { loggableError } from "../logging/logger.js";
 import { BrokerError, ValidationFailed } from "../errors.js";
 import { authenticateOperator } from "./auth-middleware.js";
 import { problemResponse } from "./problem.js";
+import { hasAnnouncedLength } from "./request-body.js";
 import type { AppEnv } from "./request-context.js";
 import type { BrokerApp } from "./route-helpers.js";
 import { registerApplicationRoutes } from "./routes/applications-routes.js";
@@ -49,6 +50,12 @@ const FOREIGN_KEY_VIOLATION = "23503";
 /** SQLSTATE codes of text that PostgreSQL cannot store, such as a NUL character. */
 const NUL_CHARACTER = "22021";
 const UNTRANSLATABLE_CHARACTER = "22P05";
+
+/** The query string of a URL, with its `?`, or "" (cheaper than parsing the URL on every request). */
+function queryOf(url: string): string {
+  const start = url.indexOf("?");
+  return start < 0 ? "" : url.slice(start, url.includes("#", start) ? url.indexOf("#", start) : undefined);
+}
 
 /** Builds the HTTP application: middleware, every route, the OpenAPI document and error mapping. */
 export function createApp(deps: BrokerDeps): BrokerApp {
@@ -104,7 +111,7 @@ export function createApp(deps: BrokerDeps): BrokerApp {
   });
   app.use(async function rejectNulCharacters(c, next) {
     // PostgreSQL text cannot hold U+0000: refuse it here, with a 400, rather than fail in a query.
-    if (/%00/.test(new URL(c.req.url).search)) {
+    if (/%00/.test(queryOf(c.req.url))) {
       throw new ValidationFailed([{ name: "query", reason: "must not contain NUL (%00) characters" }]);
     }
     await next();
@@ -166,11 +173,23 @@ export function createApp(deps: BrokerDeps): BrokerApp {
   return app;
 }
 
-function limitBody(maxSize: number) {
-  return bodyLimit({
-    maxSize,
-    onError: (c) => problemResponse(c, "payload_too_large", `request body is larger than the limit of ${maxSize} bytes`),
-  });
+/**
+ * Refuses a body over `maxSize` bytes. A body of announced length is checked by its header
+ * alone and left unread (see request-body.ts); a chunked body is counted as hono's
+ * middleware reads it. GET and HEAD requests carry no body on the Node.js server.
+ */
+function limitBody(maxSize: number): MiddlewareHandler {
+  const tooLarge = (c: Context) => problemResponse(c, "payload_too_large", `request body is larger than the limit of ${maxSize} bytes`);
+  const countStreamedBody = bodyLimit({ maxSize, onError: tooLarge });
+  return async function limitBodySize(c, next) {
+    if (hasAnnouncedLength(c)) {
+      return Number.parseInt(c.req.header("content-length")!, 10) > maxSize ? tooLarge(c) : next();
+    }
+    if (c.req.method === "GET" || c.req.method === "HEAD") {
+      return next();
+    }
+    return countStreamedBody(c, next);
+  };
 }
 
 function errorResponse(deps: BrokerDeps, c: Context<AppEnv>, error: unknown): Response {

@@ -1,4 +1,5 @@
 import type { Context } from "hono";
+import { readBodyText } from "../http/request-body.js";
 
 /** OAuth error codes of RFC 6749 section 5.2, RFC 8693 section 2.2.2 and RFC 7009 section 2.2.1. */
 export type OAuthErrorCode =
@@ -55,7 +56,7 @@ export async function parseOAuthForm(c: Context): Promise<Map<string, string>> {
   if (!FORM_CONTENT_TYPE.test(type)) {
     throw new OAuthError("invalid_request", "the body must be application/x-www-form-urlencoded", "content_type");
   }
-  const params = new URLSearchParams(await c.req.text());
+  const params = new URLSearchParams(await readBodyText(c));
   const form = new Map<string, string>();
   for (const [name, value] of params) {
     if (form.has(name)) {
