@@ -10,8 +10,8 @@ import { CliError, UsageError } from "../cli-error.js";
 import { parseTimeOption } from "../options.js";
 import { printFields, printJson } from "../output.js";
 
-/** How long an evidence export may take, download included, in milliseconds. */
-const EXPORT_TIMEOUT_MS = 30 * 60_000;
+/** How long the broker may take to build an evidence pack before its download begins, in milliseconds. */
+const PACK_BUILD_TIMEOUT_MS = 30 * 60_000;
 
 /** Adds `evidence export` and `evidence verify`. */
 export function addEvidenceCommands(program: Command): void {
@@ -29,10 +29,10 @@ export function addEvidenceCommands(program: Command): void {
       const query = new URLSearchParams();
       if (options.from) query.set("from", parseTimeOption("--from", options.from));
       if (options.to) query.set("to", parseTimeOption("--to", options.to));
-      const response = await BrokerClient.fromEnvironment().send("GET", `/v1/evidence?${query}`, undefined, EXPORT_TIMEOUT_MS);
+      const stream = await BrokerClient.fromEnvironment().stream(`/v1/evidence?${query}`, PACK_BUILD_TIMEOUT_MS);
       await mkdir(options.out, { recursive: true, mode: 0o700 });
       try {
-        await pipeline(Readable.fromWeb(response.body as WebReadableStream), extractTar({ cwd: options.out, strict: true }));
+        await pipeline(Readable.fromWeb(stream as WebReadableStream), extractTar({ cwd: options.out, strict: true }));
       } catch (error) {
         await rm(options.out, { recursive: true, force: true });
         throw new CliError(`the evidence download failed and ${options.out} was removed (${(error as Error).message})`);

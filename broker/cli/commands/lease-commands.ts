@@ -174,8 +174,8 @@ function addLineageCommands(lineage: Command): void {
           format,
         }).filter((entry): entry is [string, string] => entry[1] !== undefined),
       );
-      const response = await BrokerClient.fromEnvironment().send("GET", `/v1/lineage?${query}`);
-      await writeExport(response, options.out);
+      const stream = await BrokerClient.fromEnvironment().stream(`/v1/lineage?${query}`);
+      await writeExport(stream, options.out);
     });
 }
 
@@ -191,8 +191,8 @@ function exportFormat(format: string | undefined, json: boolean): string {
  * temporary name and renamed when complete, so an export that breaks off leaves no
  * partial file behind and an existing file untouched.
  */
-async function writeExport(response: Response, out: string | undefined): Promise<void> {
-  const body = Readable.fromWeb(response.body as WebReadableStream<Uint8Array>);
+async function writeExport(stream: ReadableStream<Uint8Array>, out: string | undefined): Promise<void> {
+  const body = Readable.fromWeb(stream as WebReadableStream<Uint8Array>);
   if (out === undefined) {
     await pipeline(body, process.stdout).catch((error: unknown) => {
       throw incompleteExport(error, "the output above is incomplete");

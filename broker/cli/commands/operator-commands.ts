@@ -93,8 +93,8 @@ function addAuditCommands(audit: Command): void {
           outcome: options.outcome,
         }).filter((entry): entry is [string, string] => entry[1] !== undefined),
       );
-      const response = await BrokerClient.fromEnvironment().send("GET", `/v1/audit/events?${query}`);
-      const body = Readable.fromWeb(response.body as import("node:stream/web").ReadableStream);
+      const stream = await BrokerClient.fromEnvironment().stream(`/v1/audit/events?${query}`);
+      const body = Readable.fromWeb(stream as import("node:stream/web").ReadableStream);
       await pipeline(body, options.out ? createWriteStream(options.out, { mode: 0o600 }) : process.stdout);
     });
 }
