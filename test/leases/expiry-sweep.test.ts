@@ -150,6 +150,15 @@ describe("lease expiry sweep", () => {
     expect(remaining.map((row) => row.jti)).toEqual(["edge-1", "fresh-1", "fresh-2", "fresh-3"]);
   });
 
+  it("default run clears more than 15 seconds of issuance at 1,000 tokens per second", async () => {
+    await insertUsedAssertions(16_000, new Date(now.getTime() - minutes(1)), "burst");
+
+    const result = await sweepExpiredLeases(broker.deps, { pauseMs: 0 });
+
+    expect(result).toMatchObject({ assertionsPurged: 16_000, drained: true });
+    expect(await broker.query("select jti from used_assertions where jti like 'burst-%' limit 1")).toEqual([]);
+  });
+
   it("writes no audit event for an empty run", async () => {
     const seq = await lastSeq();
 
