@@ -48,5 +48,6 @@ EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/healthz').then((response) => process.exit(response.ok ? 0 : 1), () => process.exit(1))"]
 
-ENTRYPOINT ["node", "dist/broker/cli/main.js"]
+# One V8 background thread, as in `npm start`: see "Limits" in README.md.
+ENTRYPOINT ["node", "--v8-pool-size=1", "dist/broker/cli/main.js"]
 CMD ["serve"]

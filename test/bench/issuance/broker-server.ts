@@ -15,6 +15,17 @@ const CLI_PATH = fileURLToPath(
   new URL(import.meta.url.includes("/dist/test/") ? "../../../broker/cli/main.js" : "../../../dist/broker/cli/main.js", import.meta.url),
 );
 
+/**
+ * The Node.js flags of `npm start`, read from package.json, so that the benchmark runs the
+ * broker as the README starts it: `exec node <flags> dist/broker/cli/main.js serve`.
+ */
+async function startFlags(): Promise<string[]> {
+  const packageJson = fileURLToPath(new URL(import.meta.url.includes("/dist/test/") ? "../../../../package.json" : "../../../package.json", import.meta.url));
+  const start: string = JSON.parse(await readFile(packageJson, "utf8")).scripts.start;
+  const words = start.split(/\s+/);
+  return words.slice(words.indexOf("node") + 1, words.findIndex((word) => word.endsWith("main.js")));
+}
+
 /** Time allowed for the broker to migrate and start listening, in milliseconds. */
 const READY_TIMEOUT_MS = 60_000;
 /** Time allowed for the broker to drain and exit after SIGTERM before it is killed, in milliseconds. */
@@ -37,7 +48,7 @@ export interface BrokerServer {
 }
 
 /**
- * Starts `node dist/broker/cli/main.js serve` on a free loopback port with a new data
+ * Starts `node <npm start's flags> dist/broker/cli/main.js serve` on a free loopback port with a new data
  * directory, LOG_LEVEL=warn, a fixed master key and, for PostgreSQL, `databaseUrl`;
  * waits for /readyz and reads the first admin token from the data directory. With
  * `cpuProfileDir`, Node.js writes a V8 CPU profile of the process there when it exits.
@@ -59,7 +70,7 @@ export async function startBrokerServer(databaseUrl: string | undefined, cpuProf
   };
 
   const profiling = cpuProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${cpuProfileDir}`] : [];
-  const child = spawn(process.execPath, [...profiling, CLI_PATH, "serve"], { env: environment, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [...(await startFlags()), ...profiling, CLI_PATH, "serve"], { env: environment, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   const keep = (chunk: Buffer) => {
     output = (output + String(chunk)).slice(-OUTPUT_TAIL_CHARS);
