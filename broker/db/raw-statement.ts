@@ -6,7 +6,7 @@ import type { Db } from "./database.js";
 export type RawStatement<Row> = (params: readonly RawParameter[]) => Promise<Row[]>;
 
 /**
- * What a raw statement takes: text, numbers, booleans, null and text arrays. Timestamps go
+ * Parameter values of a raw statement: text, numbers, booleans, null and text arrays. Timestamps go
  * as ISO 8601 strings and JSON as its text, each with a cast in the SQL (`$1::timestamptz`,
  * `$2::jsonb`), because drizzle turns off the driver's own serializers for those types.
  */

@@ -51,7 +51,7 @@ const FOREIGN_KEY_VIOLATION = "23503";
 const NUL_CHARACTER = "22021";
 const UNTRANSLATABLE_CHARACTER = "22P05";
 
-/** The query string of a URL, with its `?`, or "" (cheaper than parsing the URL on every request). */
+/** Returns the query string of a URL with its `?`, or ""; cheaper than parsing the URL on every request. */
 function queryOf(url: string): string {
   const start = url.indexOf("?");
   return start < 0 ? "" : url.slice(start, url.includes("#", start) ? url.indexOf("#", start) : undefined);
@@ -175,7 +175,7 @@ export function createApp(deps: BrokerDeps): BrokerApp {
 
 /**
  * Refuses a body over `maxSize` bytes. A body of announced length is checked by its header
- * alone and left unread (see request-body.ts); a chunked body is counted as hono's
+ * alone and left unread (see request-body.ts). A chunked body is counted as hono's
  * middleware reads it. GET and HEAD requests carry no body on the Node.js server.
  */
 function limitBody(maxSize: number): MiddlewareHandler {

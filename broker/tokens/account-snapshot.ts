@@ -7,7 +7,7 @@ import { OAuthError } from "./oauth-error.js";
 export type WorkloadKeyRow = typeof workloadKeys.$inferSelect;
 
 /**
- * What the token endpoint's issuance statement compares with the database before it writes
+ * Version of an account that the token endpoint's issuance statement compares with the database before it writes
  * (see record-issuance.ts): the account's `revision`, which a trigger raises on every update
  * of the row, and `keySet`.
  */
@@ -18,7 +18,7 @@ export interface AccountVersion {
 }
 
 /**
- * The set of an account's registered keys as one string: each key's id and a SHA-256 of its
+ * Prints the set of an account's registered keys as one string: each key's id and a SHA-256 of its
  * JWK, in byte order of the ids. Adding, removing or changing a key changes it. The snapshot
  * query and the issuance statement both use this expression, so they print it alike.
  */

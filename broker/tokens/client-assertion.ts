@@ -212,7 +212,7 @@ export async function recordAssertionUse(db: Executor, use: AssertionUse): Promi
   }
 }
 
-/** The refusal of an assertion whose `jti` was already used (RFC 7523 section 3, item 7). */
+/** Builds the refusal of an assertion whose `jti` was already used (RFC 7523 section 3). */
 export function assertionReplayed(): OAuthError {
   return new OAuthError("invalid_client", "client assertion jti was already used: sign a new assertion for each request", "replay");
 }

@@ -24,10 +24,11 @@ export interface IssuedLease {
 }
 
 /**
- * One statement, so one round trip and one commit per token. It first checks, under a share
- * lock on the account row, that the account is still active, unexpired and as the caller
- * read it (its `revision`, and its set of keys when a key was used), because the caller may
- * have used a cached snapshot. Then it records the client assertion's `jti` (when there is
+ * One statement, so one round trip and one commit per token. The caller may have used a
+ * cached snapshot of the account, so the statement first checks, under a share lock on the
+ * account row, that the account is still active and unexpired. It also checks that the
+ * account is as the caller read it: the same `revision`, and the same set of keys when a key
+ * was used. Then it records the client assertion's `jti` (when there is
  * one), inserts the lease only if that `jti` was new, and appends the `token.issue` audit
  * event (unchained, see audit-chainer.ts) only with the lease.
  *
@@ -67,7 +68,7 @@ with account as (
 )
 select (select count(*) from account)::int as current, (select count(*) from lease)::int as issued`;
 
-/** What recording an issuance did: `issued`, nothing because the `jti` was used (`replayed`), or nothing because the account changed (`stale`). */
+/** Outcome of recording an issuance: `issued`, nothing because the `jti` was used (`replayed`), or nothing because the account changed (`stale`). */
 export type IssuanceOutcome = "issued" | "replayed" | "stale";
 
 const statements = new WeakMap<Db, RawStatement<{ current: number; issued: number }>>();

@@ -32,8 +32,8 @@ export function registerTokenRoutes(app: BrokerApp, deps: BrokerDeps): void {
 
 /**
  * Checks the request and issues the token. The first attempt may check a client against this
- * process's cached account snapshot; if the account changed meanwhile, the issuance writes
- * nothing and the request is checked again against a fresh read.
+ * process's cached account snapshot. If the account changed meanwhile, the issuance writes
+ * nothing, so the request is checked again against a fresh read.
  */
 async function identifyAndIssue(deps: BrokerDeps, context: RequestContext, form: Map<string, string>, grantType: string): Promise<TokenResponse> {
   for (let attempt = 1; ; attempt++) {

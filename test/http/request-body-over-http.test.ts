@@ -6,9 +6,9 @@ import { createWorkload, FORM_CONTENT_TYPE, JWT_BEARER, signAssertion, type Work
 import { startTestBroker, type TestBroker } from "../support/test-broker.js";
 
 /**
- * Request bodies through the Node.js server, where the broker reads a body of announced
- * length straight from the socket and checks its size from the header alone; app.request()
- * never takes that path.
+ * Request bodies through the Node.js server. There the broker reads a body of announced
+ * length straight from the socket and checks its size from the header alone, a path that
+ * app.request() never takes.
  */
 describe("request bodies over HTTP", () => {
   const BODY_LIMIT = 4096;
@@ -77,7 +77,7 @@ describe("request bodies over HTTP", () => {
     return [bytes.subarray(0, cut), bytes.subarray(cut)];
   }
 
-  it("issues a token from a body with Content-Length sent in several writes", async () => {
+  it("token from multi-write body", async () => {
     const body = Buffer.from(await tokenForm());
 
     const response = await send("/v1/token", [body.subarray(0, 100), body.subarray(100, 700), body.subarray(700)]);
@@ -86,7 +86,7 @@ describe("request bodies over HTTP", () => {
     expect(response.json["token_type"]).toBe("Bearer");
   });
 
-  it("issues a token from a chunked body", async () => {
+  it("token from chunked body", async () => {
     const body = Buffer.from(await tokenForm());
 
     const response = await send("/v1/token", [body.subarray(0, 300), body.subarray(300)], { chunked: true });
@@ -94,7 +94,7 @@ describe("request bodies over HTTP", () => {
     expect(response.status, JSON.stringify(response.json)).toBe(200);
   });
 
-  it("decodes a multi-byte character split across writes", async () => {
+  it("multi-byte character split across writes", async () => {
     const audience = "https://ünknown.example";
     // Raw UTF-8 rather than %C3%BC, so that the character's two bytes arrive in different writes.
     const raw = `${await tokenForm()}&audience=${audience}`;
@@ -106,21 +106,21 @@ describe("request bodies over HTTP", () => {
     expect(response.json["error_description"]).toContain(audience);
   });
 
-  it("refuses a body whose Content-Length is over the limit", async () => {
+  it("oversized Content-Length refused", async () => {
     const response = await send("/v1/token", [Buffer.alloc(BODY_LIMIT + 1, "a")]);
 
     expect(response.status).toBe(413);
     expect(response.json["type"]).toBe("urn:secrets-broker:problem:payload-too-large");
   });
 
-  it("refuses a chunked body over the limit", async () => {
+  it("oversized chunked body refused", async () => {
     const response = await send("/v1/token", [Buffer.alloc(BODY_LIMIT, "a"), Buffer.from("a")], { chunked: true });
 
     expect(response.status).toBe(413);
     expect(response.json["type"]).toBe("urn:secrets-broker:problem:payload-too-large");
   });
 
-  it("refuses a JSON body over the limit on an operator route", async () => {
+  it("oversized JSON body refused", async () => {
     const response = await send("/v1/applications", [Buffer.alloc(BODY_LIMIT + 1, " ")], { contentType: "application/json" });
 
     expect(response.status).toBe(413);

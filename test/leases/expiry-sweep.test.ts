@@ -150,7 +150,7 @@ describe("lease expiry sweep", () => {
     expect(remaining.map((row) => row.jti)).toEqual(["edge-1", "fresh-1", "fresh-2", "fresh-3"]);
   });
 
-  it("default run clears more than 15 seconds of issuance at 1,000 tokens per second", async () => {
+  it("default run clears 16,000 ids", async () => {
     await insertUsedAssertions(16_000, new Date(now.getTime() - minutes(1)), "burst");
 
     const result = await sweepExpiredLeases(broker.deps, { pauseMs: 0 });

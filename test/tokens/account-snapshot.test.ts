@@ -49,7 +49,7 @@ describe("token endpoint with a cached account snapshot", () => {
     expect(await liveLeases(workload.accountId)).toBe(0);
   });
 
-  it("narrowed scopes apply to the next request", async () => {
+  it("narrowed scopes apply at once", async () => {
     const workload = await warmedWorkload({ allowed_scopes: ["read", "write"] });
     const patch = await broker.request("PATCH", `/v1/service-accounts/${workload.accountId}`, { body: { allowed_scopes: ["read"] } });
 
@@ -63,7 +63,7 @@ describe("token endpoint with a cached account snapshot", () => {
     expect(accepted.json.scope).toBe("read");
   });
 
-  it("change made in SQL outside the broker applies to the next request", async () => {
+  it("SQL change applies at once", async () => {
     const workload = await warmedWorkload({ allowed_scopes: ["read", "write"] });
     await broker.query(`update service_accounts set allowed_scopes = '{read}' where id = '${workload.accountId}'`);
 
@@ -73,7 +73,7 @@ describe("token endpoint with a cached account snapshot", () => {
     expect(refused.json.error).toBe("invalid_scope");
   });
 
-  it("lowered max token TTL applies to the next request", async () => {
+  it("lowered max TTL applies at once", async () => {
     const workload = await warmedWorkload({ max_token_ttl: 600 });
     await broker.request("PATCH", `/v1/service-accounts/${workload.accountId}`, { body: { max_token_ttl: 120 } });
 
@@ -83,7 +83,7 @@ describe("token endpoint with a cached account snapshot", () => {
     expect(response.json.expires_in).toBe(120);
   });
 
-  it("key added with the same algorithm makes a kid-less assertion ambiguous", async () => {
+  it("added key makes kid-less assertion ambiguous", async () => {
     const workload = await warmedWorkload();
     await addKeyPair(broker, workload.accountId);
     const assertion = await signAssertion(broker, workload, { header: { kid: undefined } });
@@ -98,7 +98,7 @@ describe("token endpoint with a cached account snapshot", () => {
     expect(response.json.error_description).toMatch(/several keys could verify/);
   });
 
-  it("another key of the account removed, the used key still accepted", async () => {
+  it("removing another key keeps used key", async () => {
     const workload = await warmedWorkload();
     const extra = await addKeyPair(broker, workload.accountId);
     await requestToken(broker, workload);
@@ -110,7 +110,7 @@ describe("token endpoint with a cached account snapshot", () => {
     expect(response.status, response.text).toBe(200);
   });
 
-  it("expired account refused although the cached snapshot was active", async () => {
+  it("expiry refused despite cached snapshot", async () => {
     const workload = await warmedWorkload({ expires_at: new Date(broker.clock.now().getTime() + 60_000).toISOString() });
     broker.clock.advance(61_000);
 
@@ -121,11 +121,11 @@ describe("token endpoint with a cached account snapshot", () => {
   });
 
   describe.skipIf(!process.env["DATABASE_URL"])("on a shared PostgreSQL database", () => {
-    it("request racing a suspension writes no live lease", async () => {
+    it("racing suspension leaves no live lease", async () => {
       const workload = await warmedWorkload();
       const sql = postgres(broker.database.url!, { max: 1, onnotice: () => undefined });
       try {
-        // A suspension in progress on another connection: it holds the account row.
+        // A suspension in progress on another connection, with the account row locked.
         const suspended = sql.begin(async (tx) => {
           await tx`select id from service_accounts where id = ${workload.accountId} for update`;
           await tx`update service_accounts set status = 'suspended', updated_at = now() where id = ${workload.accountId}`;

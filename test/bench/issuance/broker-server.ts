@@ -16,7 +16,7 @@ const CLI_PATH = fileURLToPath(
 );
 
 /**
- * The Node.js flags of `npm start`, read from package.json, so that the benchmark runs the
+ * Reads the Node.js flags of `npm start` from package.json, so that the benchmark runs the
  * broker as the README starts it: `exec node <flags> dist/broker/cli/main.js serve`.
  */
 async function startFlags(): Promise<string[]> {
