@@ -39,13 +39,21 @@ export function authenticateOperator(deps: BrokerDeps): MiddlewareHandler<AppEnv
         details: { reason: result.failure, method: c.req.method, path: c.req.path },
       },
     ]);
-    throw new BrokerError(
-      "unauthenticated",
-      bearer
-        ? "the operator token is invalid, expired or revoked; ask an admin for a new one"
-        : "missing bearer token: send 'Authorization: Bearer <operator token>'",
-    );
+    throw new BrokerError("unauthenticated", unauthenticatedDetail(bearer));
   };
+}
+
+/** Three base64url parts: an access token or another JWT, never an operator token. */
+const JWT_SHAPE = /^[\w-]+\.[\w-]+\.[\w-]*$/;
+
+function unauthenticatedDetail(bearer: string | undefined): string {
+  if (!bearer) {
+    return "missing bearer token: send 'Authorization: Bearer <operator token>'";
+  }
+  if (JWT_SHAPE.test(bearer)) {
+    return "this route takes an operator token, not a JWT: workload access tokens are accepted only on a workload's own lease routes";
+  }
+  return "the operator token is invalid, expired or revoked; ask an admin for a new one";
 }
 
 /** Refuses the request with 403, audited, unless the operator's role is at least `required`. */

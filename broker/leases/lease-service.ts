@@ -7,6 +7,7 @@ import { InvalidState, NotFound } from "../errors.js";
 import { grantStatus } from "../grants/grant-types.js";
 import { signAccessToken } from "../tokens/access-token.js";
 import type { ActiveSigningKey } from "../tokens/signing-key-ring.js";
+import { checkTokenLeaseStillAllowed } from "./token-lease-scope.js";
 import { ACCESS_TOKEN_LEASE, CREDENTIAL_LEASE, type LeaseRow, type LeaseViewStatus, leaseStatus } from "./lease-types.js";
 
 export interface LeaseFilter {
@@ -66,7 +67,8 @@ export interface RenewResult {
 /** Limits of a renewal: the increment used when the request gives none, and the TTL caps of the lease's kind. */
 export interface RenewalBounds {
   defaultIncrement: number;
-  caps: number[];
+  /** Each TTL limit in seconds, with the name a capped renewal's warning gives it. */
+  caps: { seconds: number; name: string }[];
   /** The secret's current version, for credential leases. */
   currentVersion?: string | null;
 }
@@ -91,8 +93,11 @@ export async function renewalBounds(db: Executor, deps: Pick<BrokerDeps, "config
   if (!account || account.status !== "active") {
     throw new InvalidState(`lease ${lease.id} belongs to service account ${lease.serviceAccountId}, which is ${account?.status ?? "gone"}`);
   }
+  const accountCap = { seconds: account.maxTokenTtl, name: `service account ${account.id}'s max_token_ttl of ${account.maxTokenTtl}s` };
   if (lease.kind !== CREDENTIAL_LEASE) {
-    return { defaultIncrement: account.maxTokenTtl, caps: [account.maxTokenTtl, deps.config.tokenTtlCap] };
+    await checkTokenLeaseStillAllowed(db, deps.config.issuer, account, lease, deps.clock.now());
+    const brokerCap = { seconds: deps.config.tokenTtlCap, name: `BROKER_TOKEN_TTL of ${deps.config.tokenTtlCap}s` };
+    return { defaultIncrement: account.maxTokenTtl, caps: [accountCap, brokerCap] };
   }
 
   const [secret] = await db.select().from(secrets).where(eq(secrets.id, lease.secretId!));
@@ -104,8 +109,8 @@ export async function renewalBounds(db: Executor, deps: Pick<BrokerDeps, "config
   if (status !== "active") {
     throw new InvalidState(`lease ${lease.id} was issued under grant ${lease.grantId}, which is ${status}; obtain a new credential under a valid grant`);
   }
-  const caps = [secret.maxTtl, account.maxTokenTtl];
-  if (grant!.maxTtl !== null) caps.push(grant!.maxTtl);
+  const caps = [{ seconds: secret.maxTtl, name: `secret ${secret.name}'s max_ttl of ${secret.maxTtl}s` }, accountCap];
+  if (grant!.maxTtl !== null) caps.push({ seconds: grant!.maxTtl, name: `grant ${grant!.id}'s max_ttl of ${grant!.maxTtl}s` });
   return { defaultIncrement: secret.defaultTtl, caps, currentVersion: secret.currentVersion };
 }
 
@@ -125,9 +130,9 @@ export function planRenewal(lease: LeaseRow, bounds: RenewalBounds, increment: n
   }
 
   const requested = increment ?? bounds.defaultIncrement;
-  const cap = Math.min(...bounds.caps);
-  const granted = Math.min(requested, remaining, cap);
-  const limit = remaining <= cap ? `the lease's max expiry ${lease.maxExpiresAt.toISOString()}` : `the max TTL of ${cap}s`;
+  const smallest = bounds.caps.reduce((least, cap) => (cap.seconds < least.seconds ? cap : least));
+  const granted = Math.min(requested, remaining, smallest.seconds);
+  const limit = remaining <= smallest.seconds ? `the lease's max expiry ${lease.maxExpiresAt.toISOString()}` : smallest.name;
   const warnings = granted < requested ? [`TTL of ${requested}s exceeded the effective max TTL; capped to ${granted}s by ${limit}`] : [];
   return { requested, granted, expiresAt: new Date(now.getTime() + granted * 1000), warnings };
 }

@@ -96,6 +96,49 @@ describe("lease renewal", () => {
     expect(response.json.lease_duration).toBe(900);
   });
 
+  it("renewal refused after scope removed", async () => {
+    const narrowed = await createWorkload(broker, { allowed_scopes: ["orders.read", "orders.write"] });
+    const token = await issueToken(broker, narrowed, { scope: "orders.write" });
+    await broker.request("PATCH", `/v1/service-accounts/${narrowed.accountId}`, { body: { allowed_scopes: ["orders.read"] } });
+
+    const response = await renew(token.lease_id, broker.tokens.operator, { increment: 300 });
+
+    expectProblem(response, 409, "invalid_state");
+    expect(response.json.detail).toMatch(/carries scope orders\.write, which service account sa_\w+ is no longer allowed/);
+    expect(await lease(token.lease_id)).toMatchObject({ renew_count: 0 });
+  });
+
+  it("renewal refused after audience removed", async () => {
+    const narrowed = await createWorkload(broker, { allowed_audiences: ["https://db.orders.example.com"] });
+    const token = await issueToken(broker, narrowed, { audience: "https://db.orders.example.com" });
+    await broker.request("PATCH", `/v1/service-accounts/${narrowed.accountId}`, { body: { allowed_audiences: [] } });
+
+    const response = await renew(token.lease_id, broker.tokens.operator, { increment: 300 });
+
+    expectProblem(response, 409, "invalid_state");
+    expect(response.json.detail).toMatch(/is for audience https:\/\/db\.orders\.example\.com, which service account sa_\w+ is no longer allowed/);
+  });
+
+  it("broker audience still renews after audiences cleared", async () => {
+    const narrowed = await createWorkload(broker, { allowed_audiences: ["https://db.orders.example.com"] });
+    const token = await issueToken(broker, narrowed);
+    await broker.request("PATCH", `/v1/service-accounts/${narrowed.accountId}`, { body: { allowed_audiences: [] } });
+
+    const response = await renew(token.lease_id, broker.tokens.operator, { increment: 300 });
+
+    expect(response.status, response.text).toBe(200);
+  });
+
+  it("access token on operator route explained", async () => {
+    const token = await issueToken(broker, workload);
+
+    const response = await broker.request("GET", "/v1/leases", { token: token.access_token });
+
+    expectProblem(response, 401, "unauthenticated");
+    expect(response.json.detail).toMatch(/takes an operator token, not a JWT/);
+    expect(response.text).not.toContain(token.access_token);
+  });
+
   it("increment above account TTL capped with warning", async () => {
     const token = await issueToken(broker, workload);
 
@@ -104,7 +147,7 @@ describe("lease renewal", () => {
     expect(response.status, response.text).toBe(200);
     expect(response.json.lease_duration).toBe(900);
     expect(response.json.warnings).toHaveLength(1);
-    expect(response.json.warnings[0]).toMatch(/TTL of 3600s exceeded the effective max TTL; capped to 900s by the max TTL of 900s/);
+    expect(response.json.warnings[0]).toMatch(/TTL of 3600s exceeded the effective max TTL; capped to 900s by service account sa_[0-9a-f]+'s max_token_ttl of 900s/);
   });
 
   it("renewal capped at lease max TTL", async () => {
