@@ -31,6 +31,8 @@ export async function serveBroker(config: BrokerConfig): Promise<void> {
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) {
+      // Ctrl-C under `npm start` delivers SIGINT twice: from the terminal and from npm.
+      deps.log.info({ signal }, "already shutting down");
       return;
     }
     stopping = true;
@@ -56,8 +58,8 @@ export async function serveBroker(config: BrokerConfig): Promise<void> {
     deps.log.info("broker stopped");
     deps.log.flush();
   };
-  process.once("SIGTERM", () => void stop("SIGTERM"));
-  process.once("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
 }
 
 function listen(fetch: (request: Request) => Response | Promise<Response>, config: BrokerConfig): Promise<ServerType & { closeAllConnections?: () => void; closeIdleConnections?: () => void }> {

@@ -187,6 +187,24 @@ describe("secrets-broker CLI against a running broker", () => {
   });
 });
 
+describe("secrets-broker serve", () => {
+  it("second SIGINT keeps the clean shutdown", async () => {
+    const broker = await startBrokerProcess();
+    try {
+      // What Ctrl-C under `npm start` does: the terminal and npm each send SIGINT. The second
+      // goes once the first is being handled, because the system merges a pending repeat.
+      broker.signal("SIGINT");
+      await expect.poll(() => broker.output(), { timeout: 5000, interval: 5 }).toContain("shutting down");
+      const code = await broker.stop("SIGINT");
+
+      expect(code).toBe(0);
+      expect(broker.output()).toContain("broker stopped");
+    } finally {
+      await broker.cleanup();
+    }
+  });
+});
+
 describe("secrets-broker init", () => {
   it("chains its audit events before it exits", async () => {
     const dataDir = await mkdtemp(path.join(tmpdir(), "sb-init-"));

@@ -23,6 +23,8 @@ export interface BrokerProcess {
   output: () => string;
   cli(args: string[], extra?: NodeJS.ProcessEnv): Promise<CliResult>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Sends a signal without waiting for the process to exit. */
+  signal(signal: NodeJS.Signals): void;
   /** Starts the broker again on the same port, data directory and database, after a stop. */
   restart(): Promise<void>;
   cleanup(): Promise<void>;
@@ -84,6 +86,7 @@ export async function startBrokerProcess(extra: NodeJS.ProcessEnv = {}): Promise
     output: () => output,
     cli: (args, extra = {}) => runCli(args, { ...environment, ...extra }),
     stop: (signal = "SIGTERM") => stopProcess(child, signal),
+    signal: (signal) => void child.kill(signal),
     restart: async () => {
       if (child.exitCode === null && child.signalCode === null) {
         throw new Error("restart() needs a stopped broker: call stop() first");
