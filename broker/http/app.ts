@@ -10,6 +10,7 @@ import { BrokerError, ValidationFailed } from "../errors.js";
 import { authenticateOperator } from "./auth-middleware.js";
 import { problemResponse } from "./problem.js";
 import { hasAnnouncedLength } from "./request-body.js";
+import { allowedMethodsLookup } from "./allowed-methods.js";
 import type { AppEnv } from "./request-context.js";
 import type { BrokerApp } from "./route-helpers.js";
 import { registerApplicationRoutes } from "./routes/applications-routes.js";
@@ -168,7 +169,15 @@ export function createApp(deps: BrokerDeps): BrokerApp {
     servers: [{ url: deps.config.issuer }],
   });
 
-  app.notFound((c) => problemResponse(c, "not_found", `no route for ${c.req.method} ${c.req.path}`));
+  const allowedMethods = allowedMethodsLookup(app.routes);
+  app.notFound((c) => {
+    const allowed = allowedMethods(c.req.path);
+    if (allowed.length === 0) {
+      return problemResponse(c, "not_found", `no route for ${c.req.method} ${c.req.path}`);
+    }
+    c.header("Allow", allowed.join(", "));
+    return problemResponse(c, "method_not_allowed", `${c.req.path} does not take ${c.req.method}; use ${allowed.join(" or ")}`);
+  });
   app.onError((error, c) => errorResponse(deps, c, error));
   return app;
 }

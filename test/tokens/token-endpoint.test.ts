@@ -234,9 +234,10 @@ describe("token endpoint requests", () => {
     expect(Object.keys(response.json).sort()).toEqual(["access_token", "expires_in", "lease_id", "scope", "token_type"]);
   });
 
-  it("GET on token endpoint not served", async () => {
+  it("GET on token endpoint refused with 405", async () => {
     const response = await broker.request("GET", "/v1/token", { token: null });
 
-    expect(response.status).toBe(404);
+    expect(response.status).toBe(405);
+    expect(response.headers.get("allow")).toBe("POST");
   });
 });
