@@ -71,7 +71,8 @@ describe("GET /v1/lineage with bad input", () => {
 
   it("rejects methods other than GET", async () => {
     const response = await broker.request("POST", "/v1/lineage", { body: {} });
-    expect(response.status).toBe(404);
+    expect(response.status).toBe(405);
+    expect(response.headers.get("allow")).toBe("GET");
     expect(response.headers.get("content-type")).toBe("application/problem+json");
   });
 });
