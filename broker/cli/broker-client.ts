@@ -109,7 +109,7 @@ export class BrokerClient {
       });
     } catch (error) {
       if (signal.aborted) {
-        throw new CliError(`the broker at ${this.address} did not answer in time: ${(signal.reason as Error).message}`);
+        throw new CliError(`request to the broker at ${this.address} timed out: ${(signal.reason as Error).message}; retry, or check that the broker is not overloaded`);
       }
       const reason = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).name;
       throw new CliError(`cannot reach the broker at ${this.address} (${reason}); is it running, and is BROKER_ADDR right?`);

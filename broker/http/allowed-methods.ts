@@ -5,9 +5,9 @@ interface RouteEntry {
 }
 
 /**
- * Builds a lookup of the methods that the app's routes take on a path, so that a request
- * with another method gets 405 and an `Allow` header (RFC 9110 section 15.5.6) rather than
- * a 404 that suggests the path does not exist. Middleware (method `ALL`) is left out.
+ * Builds a lookup of the methods that the app's routes take on a path. A request with
+ * another method then gets 405 and an `Allow` header (RFC 9110 section 15.5.6), because a
+ * 404 would suggest that the path does not exist. Middleware (method `ALL`) is left out.
  */
 export function allowedMethodsLookup(routes: readonly RouteEntry[]): (path: string) => string[] {
   const byPattern = new Map<string, { pattern: RegExp; methods: Set<string> }>();

@@ -10,9 +10,9 @@ import type { LeaseRow } from "./lease-types.js";
  * Refuses to renew an access-token lease whose audience or scopes the account no longer
  * allows. A renewal signs a new token with them, so renewing would undo a narrowing of the
  * account's allowed audiences or scopes, or the end of its audience grant. The rules are
- * those of issuance: the broker's own issuer is always allowed, another audience
- * needs the account's allowed audiences or a live audience grant, and the scopes must be
- * within the grant's scopes when it lists some, else within the account's.
+ * those of issuance. The broker's own issuer is always an allowed audience, and another
+ * audience needs the account's allowed audiences or a live audience grant. The scopes must
+ * be within the grant's scopes when it lists some, else within the account's.
  */
 export async function checkTokenLeaseStillAllowed(
   db: Executor,

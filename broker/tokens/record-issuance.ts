@@ -32,9 +32,11 @@ export interface IssuedLease {
  * one), inserts the lease only if that `jti` was new, and appends the `token.issue` audit
  * event (unchained, see audit-chainer.ts) only with the lease.
  *
- * The share lock makes a concurrent suspension or key change wait for this statement, or
- * this statement wait for it and then see the new row: a lease is never inserted for an
- * account whose suspension (which revokes live leases) committed first. A `jti` already used,
+ * The share lock makes a concurrent update of the account, such as a suspension, wait for
+ * this statement, or this statement wait for it and then see the new row. So a lease is
+ * never inserted for an account whose suspension (which revokes live leases) committed
+ * first. NOTE: adding or removing a key does not lock the account row, so a key removed
+ * while this statement runs can still admit this one token. A `jti` already used,
  * on any replica, inserts nothing; a concurrent use of the same `jti` waits for the first
  * statement and then inserts nothing. Any error rolls back all three inserts.
  */

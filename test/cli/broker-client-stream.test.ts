@@ -65,7 +65,7 @@ describe("broker client streams", () => {
   it("late response refused", async () => {
     const client = await startServer(() => undefined);
 
-    await expect(client.stream("/v1/lineage")).rejects.toThrow(/did not answer in time: no response within 0.3 s/);
+    await expect(client.stream("/v1/lineage")).rejects.toThrow(/timed out: no response within 0.3 s/);
   });
 
   it("start timeout covers pack build", async () => {
